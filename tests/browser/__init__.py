@@ -1,0 +1,1 @@
+"""Browser tests: Airflow's UI in headless Chromium (see harness.py)."""

@@ -1,0 +1,187 @@
+"""The Immuta connection form in Airflow's UI, driven in a real browser.
+
+What a user does: log in, Admin -> Connections -> Add Connection, pick "Immuta", fill in the
+Immuta URL and API key (the emulator's), save, press "Test Connection" and see it succeed; then
+edit the connection to a wrong key, test again and be told the key was rejected.
+
+Set ``UPDATE_SCREENSHOTS=1`` to write the screenshots into ``docs/images/`` (they are committed
+and shown by docs/connection.md); otherwise they go to the test's temporary directory, because
+the emulator's port (part of the URL in the form) changes every run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from .harness import REPO_ROOT, AirflowApiServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CONNECTION_ID = "immuta_browser_test"
+WRONG_API_KEY = "not-the-right-key-0000"  # deliberately wrong
+UI_TIMEOUT_MS = 30_000
+SCREENSHOT_NAMES = (
+    "connection-form.png",
+    "connection-form-extras.png",
+    "connection-form-test-success.png",
+    "connection-form-test-failure.png",
+)
+
+# The contract in docs/connection.md: relabelled standard fields, and the extras.
+VISIBLE_STANDARD_LABELS = ("Immuta URL", "API key")
+HIDDEN_STANDARD_LABELS = ("Login", "Schema", "Port", "Password", "Host")
+EXTRA_FIELD_LABELS = (
+    "Request timeout (seconds)",
+    "Max retries",
+    "Verify TLS certificate",
+    "CA bundle path",
+)
+
+
+@pytest.fixture
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where this run's screenshots go (docs/images with UPDATE_SCREENSHOTS=1)."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return REPO_ROOT / "docs" / "images"
+    return tmp_path
+
+
+@pytest.fixture
+def page(browser: Browser) -> Any:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    new_page = context.new_page()
+    try:
+        yield new_page
+    finally:
+        context.close()
+
+
+def _log_in(page: Page, server: AirflowApiServer) -> None:
+    page.goto(f"{server.url}/")
+    page.get_by_label("Username").fill(server.username)
+    page.get_by_label("Password").fill(server.password)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Admin")).to_be_visible()
+
+
+def _open_add_connection_form(page: Page) -> Locator:
+    page.get_by_role("button", name="Admin").click()
+    page.get_by_role("menuitem", name="Connections").click()
+    page.get_by_role("button", name="Add Connection").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Add Connection")).to_be_visible()
+    return dialog
+
+
+def _pick_connection_type(page: Page, dialog: Locator, name: str) -> None:
+    chooser = dialog.get_by_role("combobox")
+    chooser.click()
+    chooser.fill(name)
+    page.get_by_role("option", name=name, exact=True).click()
+    expect(dialog.get_by_role("combobox")).to_have_count(1)
+    expect(dialog.get_by_text(name, exact=True)).to_be_visible()
+
+
+def _field_label(dialog: Locator, text: str) -> Locator:
+    # Airflow renders each label's text plus whitespace (and " *" when required).
+    return dialog.locator("label").filter(has_text=re.compile(rf"^\s*{re.escape(text)}\s*\*?\s*$"))
+
+
+def _emulator_request_count(emulator: Any) -> int:
+    counters = emulator.admin.counters()
+    return sum(int(count) for count in counters["requests"].values())
+
+
+def _press_test(page: Page, connection_id: str) -> None:
+    row = page.get_by_role("row").filter(has_text=connection_id)
+    row.get_by_role("button", name="Test Connection").click()
+
+
+def _toast(page: Page, title: str) -> Locator:
+    return page.get_by_role("status").filter(has_text=title)
+
+
+def _dismiss_toasts(page: Page) -> None:
+    # Toasts stack up; the next assertion must see only the new one.
+    for toast in page.get_by_role("status").all():
+        close = toast.get_by_role("button")
+        if close.count():
+            close.first.click()
+    expect(page.get_by_role("status")).to_have_count(0)
+
+
+def test_immuta_connection_form_and_test_button(
+    page: Page, airflow_api_server: AirflowApiServer, emulator: Any, screenshot_dir: Path
+) -> None:
+    _log_in(page, airflow_api_server)
+    dialog = _open_add_connection_form(page)
+    dialog.get_by_label("Connection ID").fill(CONNECTION_ID)
+    _pick_connection_type(page, dialog, "Immuta")
+
+    # Standard fields: ours, relabelled; the ones Immuta does not use, hidden.
+    for label in VISIBLE_STANDARD_LABELS:
+        expect(_field_label(dialog, label)).to_be_visible()
+    for label in HIDDEN_STANDARD_LABELS:
+        expect(_field_label(dialog, label)).to_have_count(0)
+    expect(dialog.get_by_label("Immuta URL")).to_have_attribute(
+        "placeholder", "https://acme.hosted.immutacloud.com"
+    )
+    dialog.get_by_label("Immuta URL").fill(emulator.url)
+    dialog.get_by_label("API key").fill(emulator.api_key)
+    expect(dialog.get_by_label("API key")).to_have_attribute("type", "password")
+    dialog.screenshot(path=str(screenshot_dir / "connection-form.png"))
+
+    # Extra fields: each with its label.
+    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    for label in EXTRA_FIELD_LABELS:
+        expect(_field_label(dialog, label)).to_be_visible()
+    dialog.screenshot(path=str(screenshot_dir / "connection-form-extras.png"))
+
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_have_count(0)
+    row = page.get_by_role("row").filter(has_text=CONNECTION_ID)
+    expect(row).to_contain_text("immuta")
+    _dismiss_toasts(page)
+
+    # Test with the right key: Airflow runs ImmutaHook.test_connection() against the emulator.
+    requests_before = _emulator_request_count(emulator)
+    _press_test(page, CONNECTION_ID)
+    success = _toast(page, "Test Connection Successful")
+    expect(success).to_be_visible()
+    assert _emulator_request_count(emulator) > requests_before, (
+        "the Test button reported success without a request reaching the emulator"
+    )
+    expect(_toast(page, "Test Connection Failed")).to_have_count(0)
+    page.screenshot(path=str(screenshot_dir / "connection-form-test-success.png"))
+    _dismiss_toasts(page)
+
+    # A wrong key: the message must say that Immuta rejected the key, and must not echo it.
+    row.get_by_role("button", name="Edit Connection").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label("Connection ID")).to_have_value(CONNECTION_ID)
+    dialog.get_by_label("API key").fill(WRONG_API_KEY)
+    dialog.get_by_role("button", name="Save").click()
+    expect(dialog).to_have_count(0)
+    _dismiss_toasts(page)
+
+    _press_test(page, CONNECTION_ID)
+    failure = _toast(page, "Test Connection Failed")
+    expect(failure).to_be_visible()
+    expect(failure).to_contain_text(re.compile(r"API key", re.IGNORECASE))
+    expect(failure).to_contain_text(
+        re.compile(r"reject|invalid|not accepted|401|unauthori[sz]ed", re.IGNORECASE)
+    )
+    expect(failure).not_to_contain_text(WRONG_API_KEY)
+    expect(_toast(page, "Test Connection Successful")).to_have_count(0)
+    page.screenshot(path=str(screenshot_dir / "connection-form-test-failure.png"))
+
+    for name in SCREENSHOT_NAMES:
+        shot = screenshot_dir / name
+        assert shot.stat().st_size > 10_000, f"{shot} looks empty"
