@@ -1,0 +1,121 @@
+"""Every Airflow import the provider needs, in one place.
+
+Airflow 3.x exposes the authoring API under ``airflow.sdk``; Airflow 2.11 keeps the same classes
+under ``airflow.models`` / ``airflow.hooks`` / ``airflow.sensors``. Each name below is imported from
+the 3.x location first and falls back to the 2.11 one, so supporting 2.11 means testing the
+``except ImportError`` branches, not touching the operators.
+
+Import cost matters here: DAG files import the operators at every parse, and the operators import
+this module. The names imported eagerly are already loaded by ``import airflow.sdk``; anything else
+(triggers, XCom, the secrets masker) is imported on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type-check against the 3.x SDK
+    from airflow.sdk import (
+        BaseHook,
+        BaseOperator,
+        BaseOperatorLink,
+        BaseSensorOperator,
+        PokeReturnValue,
+        conf,
+    )
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+    from airflow.triggers.base import BaseTrigger, TriggerEvent
+else:
+    try:  # Airflow 3.x
+        from airflow.sdk import (
+            BaseHook,
+            BaseOperator,
+            BaseOperatorLink,
+            BaseSensorOperator,
+            PokeReturnValue,
+            conf,
+        )
+        from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+    except ImportError:  # pragma: no cover - Airflow 2.11
+        from airflow.configuration import conf
+        from airflow.exceptions import AirflowException, AirflowSensorTimeout
+        from airflow.hooks.base import BaseHook
+        from airflow.models.baseoperator import BaseOperator
+        from airflow.models.baseoperatorlink import BaseOperatorLink
+        from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
+
+
+__all__ = [
+    "AirflowException",
+    "AirflowSensorTimeout",
+    "BaseHook",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "BaseSensorOperator",
+    "BaseTrigger",
+    "PokeReturnValue",
+    "TriggerEvent",
+    "aget_connection",
+    "amask_secret",
+    "conf",
+    "get_xcom_value",
+    "mask_secret",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The trigger base classes cost ~8 ms to import and only the triggerer and the deferring
+    # operator need them, so they are resolved on first access rather than at DAG parse time.
+    if name in ("BaseTrigger", "TriggerEvent"):
+        from airflow.triggers import base  # same path on 2.11 and 3.x
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def mask_secret(secret: str) -> None:
+    """Register ``secret`` with Airflow's secrets masker so it is redacted from task logs."""
+    try:
+        from airflow.sdk.log import mask_secret as _mask_secret
+    except ImportError:  # pragma: no cover - Airflow 2.11
+        from airflow.utils.log.secrets_masker import (  # type: ignore[no-redef]
+            mask_secret as _mask_secret,
+        )
+    _mask_secret(secret)
+
+
+async def amask_secret(secret: str) -> None:
+    """Async-safe :func:`mask_secret` for code running in the triggerer's event loop.
+
+    3.x's synchronous ``mask_secret`` talks to the supervisor with a blocking send, which can
+    deadlock inside the event loop; its ``amask_secret`` does not. 2.11 has no supervisor, so the
+    plain in-process masker is enough there.
+    """
+    try:
+        from airflow.sdk.log import amask_secret as _amask_secret
+    except ImportError:  # pragma: no cover - Airflow 2.11
+        mask_secret(secret)
+        return
+    await _amask_secret(secret)
+
+
+async def aget_connection(conn_id: str) -> Any:
+    """Read an Airflow connection without blocking the running event loop.
+
+    3.x has ``BaseHook.aget_connection``, which asks the supervisor asynchronously. 2.11 only has
+    the synchronous lookup (a database or secrets-backend read), so it runs in a worker thread.
+    """
+    aget = getattr(BaseHook, "aget_connection", None)
+    if aget is not None:
+        return await aget(conn_id)
+    return await asyncio.to_thread(BaseHook.get_connection, conn_id)  # pragma: no cover - 2.11
+
+
+def get_xcom_value(ti_key: Any, key: str) -> Any:
+    """Read one XCom value of the task instance identified by ``ti_key`` (for extra links)."""
+    try:
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:  # pragma: no cover - Airflow 2.11
+        from airflow.models.xcom import XCom  # type: ignore[no-redef]
+    return XCom.get_value(ti_key=ti_key, key=key)

@@ -1,0 +1,280 @@
+"""Waiting on an Immuta task run: the rules shared by the operator, the sensor and the trigger.
+
+``RunWatch`` is a small state machine with no I/O: the caller fetches the run (with the sync client
+and ``time.sleep`` in a worker, or the async client in the triggerer) and feeds each answer in.
+The watch logs status changes with the elapsed time, keeps transient errors from failing the wait
+until too many come in a row, enforces the absolute deadline, and, when the wait is over, returns
+one JSON-safe *outcome* dict. The trigger yields that dict as its event payload and the operator
+builds the same dict when it waits without deferring, so both paths end in the same code.
+
+This module must stay cheap to import (the operators import it at DAG parse time): the client
+is imported only inside functions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from immuta_provider.client import AsyncImmutaClient, ImmutaClient
+    from immuta_provider.client.models import TaskRun
+
+ACTIVE_STATUSES = ("PENDING", "RUNNING")
+"""Statuses of a run that is still going and that a new sync may attach to."""
+SUCCESS_STATUS = "COMPLETED"
+DEFAULT_FAILURE_STATUSES: tuple[str, ...] = ("FAILED", "CANCELED")
+DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
+KNOWN_STATUSES = ("PENDING", "RUNNING", "CANCELING", "COMPLETED", "FAILED", "CANCELED")
+
+# Outcome "status" values (the trigger event's status).
+SUCCESS = "success"
+FAILURE = "failure"
+TIMEOUT = "timeout"
+ERROR = "error"
+
+
+def status_text(status: Any) -> str:
+    """A run status as a plain string (the client keeps unknown values as plain strings)."""
+    return str(status)
+
+
+def format_elapsed(seconds: float) -> str:
+    """``4.2s``, ``3m 07s``, ``2h 05m``: short enough for a log line."""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def latest_run(runs: Iterable[TaskRun]) -> TaskRun | None:
+    """The most recently created run of a task (the API does not promise an order)."""
+    latest: TaskRun | None = None
+    for run in runs:
+        if latest is None or _created_key(run) > _created_key(latest):
+            latest = run
+    return latest
+
+
+def _created_key(run: TaskRun) -> float:
+    stamp = run.created_at or run.started_at
+    return stamp.timestamp() if stamp is not None else float("-inf")
+
+
+def fetch_run(
+    client: ImmutaClient, connection_key: str, immuta_task_id: str, run_id: str | None
+) -> TaskRun | None:
+    """The run ``run_id`` of a task, or its latest run when ``run_id`` is ``None`` (maybe none)."""
+    if run_id is not None:
+        return client.get_task_run(connection_key, immuta_task_id, run_id)
+    return latest_run(client.list_task_runs(connection_key, immuta_task_id))
+
+
+async def afetch_run(
+    client: AsyncImmutaClient, connection_key: str, immuta_task_id: str, run_id: str | None
+) -> TaskRun | None:
+    """:func:`fetch_run` for the async client."""
+    if run_id is not None:
+        return await client.get_task_run(connection_key, immuta_task_id, run_id)
+    return latest_run([run async for run in client.list_task_runs(connection_key, immuta_task_id)])
+
+
+def run_summary(connection_key: str, immuta_task_id: str, run: TaskRun) -> dict[str, Any]:
+    """The JSON-safe description of a run that the operator and the sensor return as XCom."""
+    duration = None
+    if run.started_at is not None and run.completed_at is not None:
+        duration = round((run.completed_at - run.started_at).total_seconds(), 3)
+    return {
+        "connection_key": connection_key,
+        "immuta_task_id": run.task_id or immuta_task_id,
+        "run_id": run.run_id,
+        "status": status_text(run.status),
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "completed_at": run.completed_at.isoformat() if run.completed_at else None,
+        "duration_seconds": duration,
+    }
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error may go away by itself (worth polling again rather than failing)."""
+    from immuta_provider.client.errors import (
+        ImmutaRateLimitError,
+        ImmutaResponseError,
+        ImmutaServerError,
+        ImmutaTransportError,
+    )
+
+    return isinstance(
+        exc, ImmutaTransportError | ImmutaRateLimitError | ImmutaServerError | ImmutaResponseError
+    )
+
+
+class RunWatch:
+    """Follow one task run to its end, a deadline or too many errors.
+
+    :param connection_key: The Immuta connection the task belongs to.
+    :param immuta_task_id: The Immuta task.
+    :param run_id: The run to watch; ``None`` watches the task's latest run (set once seen).
+    :param failure_statuses: End statuses that make the outcome a failure; any other end status
+        is a success.
+    :param deadline: Absolute wall-clock deadline (epoch seconds), or ``None`` to wait forever.
+    :param started_at: When the wait began (epoch seconds), for the elapsed times in the log.
+    :param last_status: The last status already logged (so a resumed wait does not log it again).
+    :param max_consecutive_errors: Transient errors in a row that end the wait with an error.
+    :param logger: Where status changes go.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection_key: str,
+        immuta_task_id: str,
+        run_id: str | None,
+        failure_statuses: Sequence[str] = DEFAULT_FAILURE_STATUSES,
+        deadline: float | None = None,
+        started_at: float | None = None,
+        last_status: str | None = None,
+        max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        logger: logging.Logger | Any,
+    ) -> None:
+        self.connection_key = connection_key
+        self.immuta_task_id = immuta_task_id
+        self.run_id = run_id
+        self.failure_statuses = tuple(failure_statuses)
+        self.deadline = deadline
+        self.started_at = time.time() if started_at is None else started_at
+        self.last_status = last_status
+        self.max_consecutive_errors = max_consecutive_errors
+        self.consecutive_errors = 0
+        self.last_run: TaskRun | None = None
+        self._log = logger
+        self._waiting_for_run_logged = False
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the wait began."""
+        return time.time() - self.started_at
+
+    def _describe(self) -> str:
+        run = self.run_id or "(latest run)"
+        return f"Immuta task {self.immuta_task_id} run {run} of connection {self.connection_key!r}"
+
+    def _outcome(self, status: str, message: str, run: TaskRun | None) -> dict[str, Any]:
+        error = run.error if run is not None else None
+        return {
+            "status": status,
+            "message": message,
+            "connection_key": self.connection_key,
+            "immuta_task_id": self.immuta_task_id,
+            "run_id": self.run_id,
+            "run_status": self.last_status,
+            "run": (
+                run_summary(self.connection_key, self.immuta_task_id, run)
+                if run is not None
+                else None
+            ),
+            "error_code": error.code if error is not None else None,
+            "error_message": error.message if error is not None else None,
+            "canceled_by": run.canceled_by if run is not None else None,
+            "elapsed_seconds": round(self.elapsed, 3),
+        }
+
+    def error_outcome(self, message: str) -> dict[str, Any]:
+        """An ``error`` outcome for a failure outside the polling itself (e.g. a bad connection)."""
+        return self._outcome(ERROR, message, self.last_run)
+
+    def observe_run(self, run: TaskRun | None) -> dict[str, Any] | None:
+        """Take in a freshly fetched run (``None``: the task has no run yet).
+
+        :return: The outcome if the run has ended, else ``None`` (keep waiting).
+        """
+        self.consecutive_errors = 0
+        if run is None:
+            if not self._waiting_for_run_logged:
+                self._log.info("%s: no run yet, waiting for Immuta to start one.", self._describe())
+                self._waiting_for_run_logged = True
+            return None
+        if self.run_id is None:
+            self.run_id = run.run_id
+        self.last_run = run
+        status = status_text(run.status)
+        if status != self.last_status:
+            previous = self.last_status or "(start)"
+            self._log.info(
+                "%s: %s -> %s after %s",
+                self._describe(),
+                previous,
+                status,
+                format_elapsed(self.elapsed),
+            )
+            if status not in KNOWN_STATUSES:
+                self._log.warning(
+                    "%s reports the unknown status %r; treating it as not finished and waiting.",
+                    self._describe(),
+                    status,
+                )
+            self.last_status = status
+        if not run.is_terminal:
+            return None
+        elapsed = format_elapsed(self.elapsed)
+        if status in self.failure_statuses:
+            return self._outcome(FAILURE, self._failure_message(run, elapsed), run)
+        return self._outcome(SUCCESS, f"{self._describe()} ended {status} after {elapsed}.", run)
+
+    def _failure_message(self, run: TaskRun, elapsed: str) -> str:
+        status = status_text(run.status)
+        message = f"{self._describe()} ended {status} after {elapsed}"
+        if run.error is not None and (run.error.code or run.error.message):
+            message += f": [{run.error.code or 'no code'}] {run.error.message or ''}".rstrip()
+        elif status == "CANCELED":
+            who = run.canceled_by or "unknown (not reported by Immuta)"
+            message += f": canceled by {who}"
+        return message + "."
+
+    def observe_error(self, exc: BaseException) -> dict[str, Any] | None:
+        """Take in a failed fetch. Transient errors are tolerated up to the configured count.
+
+        :return: The error outcome if the wait must end, else ``None`` (poll again).
+        """
+        if not is_transient(exc):
+            return self._outcome(ERROR, f"{self._describe()}: {exc}", self.last_run)
+        self.consecutive_errors += 1
+        if self.consecutive_errors >= self.max_consecutive_errors:
+            return self._outcome(
+                ERROR,
+                f"{self._describe()}: giving up after {self.consecutive_errors} failed polls in a "
+                f"row; last error: {exc}",
+                self.last_run,
+            )
+        self._log.warning(
+            "%s: poll failed (%d of %d in a row allowed), polling again: %s",
+            self._describe(),
+            self.consecutive_errors,
+            self.max_consecutive_errors,
+            exc,
+        )
+        return None
+
+    def check_deadline(self) -> dict[str, Any] | None:
+        """The timeout outcome if the deadline has passed, else ``None``."""
+        if self.deadline is None or time.time() < self.deadline:
+            return None
+        return self._outcome(
+            TIMEOUT,
+            f"{self._describe()} did not finish before the deadline ({format_elapsed(self.elapsed)}"
+            f" waited, last status {self.last_status or 'unknown'}).",
+            self.last_run,
+        )
+
+    def next_sleep(self, poll_interval: float) -> float:
+        """How long to sleep before the next poll: the interval, cut short by the deadline."""
+        if self.deadline is None:
+            return poll_interval
+        return max(0.0, min(poll_interval, self.deadline - time.time()))

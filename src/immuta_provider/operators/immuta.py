@@ -1,0 +1,316 @@
+"""Operators for Immuta's Connections API.
+
+DAG files import this module at every parse, so it imports only Airflow's authoring classes and
+our own light modules; the hook, the HTTP client and the trigger are imported when a task runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from immuta_provider._compat import AirflowException, BaseOperator, conf
+from immuta_provider._task_runs import (
+    ACTIVE_STATUSES,
+    DEFAULT_FAILURE_STATUSES,
+    FAILURE,
+    SUCCESS,
+    TIMEOUT,
+    RunWatch,
+    fetch_run,
+    latest_run,
+    run_summary,
+    status_text,
+)
+from immuta_provider.links import (
+    LINK_XCOM_KEY,
+    ImmutaConnectionLink,
+    ImmutaTaskRunLink,
+    link_info,
+)
+
+if TYPE_CHECKING:
+    from immuta_provider.client import ImmutaClient
+    from immuta_provider.client.models import Task, TaskRun
+    from immuta_provider.hooks.immuta import ImmutaHook
+
+SYNC_TASK_TYPE = "DATA_OBJECT_SYNC"
+
+
+def _check_positive(name: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}.")
+
+
+class ImmutaDataObjectSyncOperator(BaseOperator):
+    """Sync the data objects of an Immuta connection, and by default wait for the sync to finish.
+
+    The operator creates a ``DATA_OBJECT_SYNC`` task on the connection and follows its run. With
+    ``reuse_running_sync`` it first looks for a sync of that connection that is already pending or
+    running (started by an earlier try of this task, or outside Airflow) and follows that one
+    instead of starting a duplicate.
+
+    When the run completes the operator returns (as XCom) a dict with ``connection_key``,
+    ``immuta_task_id``, ``run_id``, ``status``, ``created_at``, ``started_at``, ``completed_at``
+    (ISO 8601) and ``duration_seconds``; the same names the :class:`ImmutaTaskRunSensor` takes.
+    A ``FAILED`` run fails the task with Immuta's error code and message; a ``CANCELED`` run fails
+    it saying who cancelled it.
+
+    :param connection_key: The Immuta connection to sync (templated).
+    :param immuta_conn_id: The Airflow connection of type ``immuta``.
+    :param wait_for_completion: Wait for the run to end. If ``False``, return as soon as the run is
+        started (the XCom then holds its current status).
+    :param deferrable: Wait in the triggerer instead of a worker slot. Defaults to
+        ``[operators] default_deferrable``.
+    :param poll_interval: Seconds between two status checks.
+    :param timeout: Seconds to wait for the run before failing, or ``None`` to wait as long as it
+        takes. This becomes an absolute deadline when the task starts, so a triggerer restart
+        does not reset it. At the deadline the run is cancelled in Immuta (with
+        ``cancel_on_kill``) and the task fails.
+    :param reuse_running_sync: Attach to a pending or running sync of the connection instead of
+        starting a second one.
+    :param cancel_on_kill: Cancel the run in Immuta when the task is marked failed, cleared, or
+        times out. A triggerer restart never cancels it.
+    :param extra_body: Extra fields for the create-task request body (templated).
+    """
+
+    template_fields = ("connection_key", "extra_body")
+    template_fields_renderers = {"extra_body": "json"}
+    ui_color = "#e8e4f7"
+    operator_extra_links = (ImmutaConnectionLink(), ImmutaTaskRunLink())
+
+    def __init__(
+        self,
+        *,
+        connection_key: str,
+        immuta_conn_id: str = "immuta_default",
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 10,
+        timeout: float | None = None,
+        reuse_running_sync: bool = True,
+        cancel_on_kill: bool = True,
+        extra_body: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _check_positive("poll_interval", poll_interval)
+        _check_positive("timeout", timeout)
+        self.connection_key = connection_key
+        self.immuta_conn_id = immuta_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.reuse_running_sync = reuse_running_sync
+        self.cancel_on_kill = cancel_on_kill
+        self.extra_body = extra_body
+        # What on_kill() needs while execute() is blocked polling.
+        self._hook: ImmutaHook | None = None
+        self._immuta_task_id: str | None = None
+        self._run_id: str | None = None
+        self._finished = False
+
+    @property
+    def hook(self) -> ImmutaHook:
+        """The hook of ``immuta_conn_id`` (built on first use)."""
+        if self._hook is None:
+            from immuta_provider.hooks.immuta import ImmutaHook
+
+            self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
+        return self._hook
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Start (or attach to) the sync, then wait for it as configured."""
+        hook = self.hook
+        client = hook.get_client()
+        self.log.info(
+            "Immuta connection %r: %s",
+            self.connection_key,
+            hook.connection_url(self.connection_key),
+        )
+        task, run = self._start_or_attach(client)
+        self._immuta_task_id = task.task_id
+        self._run_id = run.run_id if run is not None else None
+        self._push_link(context)
+        if run is not None:
+            self.log.info(
+                "Immuta task run: %s",
+                hook.task_run_url(self.connection_key, task.task_id, run.run_id),
+            )
+        if not self.wait_for_completion:
+            self._finished = True
+            if run is None:
+                return {"connection_key": self.connection_key, "immuta_task_id": task.task_id}
+            return run_summary(self.connection_key, task.task_id, run)
+
+        started_at = time.time()
+        deadline = started_at + self.timeout if self.timeout is not None else None
+        if self.deferrable and not (run is not None and run.is_terminal):
+            self._defer(task.task_id, run, deadline, started_at)
+        return self._wait(client, task.task_id, run, deadline, started_at)
+
+    def _start_or_attach(self, client: ImmutaClient) -> tuple[Task, TaskRun | None]:
+        if self.reuse_running_sync:
+            found = self._find_running_sync(client)
+            if found is not None:
+                task, run = found
+                self.log.info(
+                    "Attaching to the sync already %s on connection %r (Immuta task %s, run %s) "
+                    "instead of starting another one (reuse_running_sync=True).",
+                    status_text(run.status),
+                    self.connection_key,
+                    task.task_id,
+                    run.run_id,
+                )
+                return task, run
+        task = client.create_task(self.connection_key, SYNC_TASK_TYPE, extra_body=self.extra_body)
+        first_run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
+        self.log.info(
+            "Started a data object sync of connection %r: Immuta task %s, run %s.",
+            self.connection_key,
+            task.task_id,
+            first_run.run_id if first_run is not None else "(not created yet)",
+        )
+        return task, first_run
+
+    def _find_running_sync(self, client: ImmutaClient) -> tuple[Task, TaskRun] | None:
+        for status in ACTIVE_STATUSES:
+            for task in client.list_tasks(self.connection_key, type=SYNC_TASK_TYPE, status=status):
+                run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
+                if run is not None and status_text(run.status) in ACTIVE_STATUSES:
+                    return task, run
+        return None
+
+    def _push_link(self, context: Any) -> None:
+        context["ti"].xcom_push(
+            key=LINK_XCOM_KEY,
+            value=link_info(
+                self.hook.base_url, self.connection_key, self._immuta_task_id, self._run_id
+            ),
+        )
+
+    def _defer(
+        self, immuta_task_id: str, run: TaskRun | None, deadline: float | None, started_at: float
+    ) -> None:
+        from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
+
+        self.defer(
+            trigger=ImmutaTaskRunTrigger(
+                immuta_conn_id=self.immuta_conn_id,
+                connection_key=self.connection_key,
+                immuta_task_id=immuta_task_id,
+                run_id=run.run_id if run is not None else None,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+                failure_statuses=DEFAULT_FAILURE_STATUSES,
+                last_status=status_text(run.status) if run is not None else None,
+                started_at=started_at,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _wait(
+        self,
+        client: ImmutaClient,
+        immuta_task_id: str,
+        run: TaskRun | None,
+        deadline: float | None,
+        started_at: float,
+    ) -> dict[str, Any]:
+        watch = RunWatch(
+            connection_key=self.connection_key,
+            immuta_task_id=immuta_task_id,
+            run_id=self._run_id,
+            deadline=deadline,
+            started_at=started_at,
+            logger=self.log,
+        )
+        outcome = watch.observe_run(run) if run is not None else None
+        while outcome is None:
+            outcome = watch.check_deadline()
+            if outcome is not None:
+                break
+            time.sleep(watch.next_sleep(self.poll_interval))
+            try:
+                current = fetch_run(client, self.connection_key, immuta_task_id, watch.run_id)
+            except Exception as exc:
+                outcome = watch.observe_error(exc)
+            else:
+                outcome = watch.observe_run(current)
+            self._run_id = watch.run_id
+        return self._finish(outcome)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: return the run summary or fail the task."""
+        self._immuta_task_id = event.get("immuta_task_id")
+        self._run_id = event.get("run_id")
+        if self._run_id is not None:
+            # The run may have been unknown when the task deferred; make the link complete.
+            self._push_link(context)
+        return self._finish(event)
+
+    def _finish(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Turn an outcome (from the trigger or from waiting here) into a result or a failure."""
+        self._finished = True
+        status = outcome["status"]
+        message = outcome["message"]
+        if status == SUCCESS:
+            self.log.info("%s", message)
+            summary: dict[str, Any] = outcome["run"]
+            return summary
+        if status == FAILURE:
+            self.log.error("%s", message)
+            raise AirflowException(message)
+        if status == TIMEOUT:
+            message += self._cancel_after_timeout()
+            self.log.error("%s", message)
+            raise AirflowException(message)
+        self.log.error("%s", message)
+        raise AirflowException(
+            f"{message} The Immuta run may still be going"
+            + (f": {self._run_url()}" if self._run_id else ".")
+        )
+
+    def _run_url(self) -> str:
+        assert self._immuta_task_id is not None and self._run_id is not None
+        return self.hook.task_run_url(self.connection_key, self._immuta_task_id, self._run_id)
+
+    def _cancel_after_timeout(self) -> str:
+        if not self.cancel_on_kill:
+            return " The run was left going in Immuta (cancel_on_kill=False)."
+        if self._run_id is None:
+            return " Immuta had not started a run yet; nothing to cancel."
+        with self.hook.new_client() as client:
+            return " " + self._cancel_run(client)
+
+    def _cancel_run(self, client: ImmutaClient) -> str:
+        """Ask Immuta to cancel the run; return what happened, for the log or the error."""
+        from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
+
+        assert self._immuta_task_id is not None and self._run_id is not None
+        try:
+            client.cancel_task_run(self.connection_key, self._immuta_task_id, self._run_id)
+        except ImmutaConflictError as exc:
+            return f"The run was not cancelled, it had already ended: {exc}"
+        except ImmutaError as exc:
+            return f"Cancelling the run in Immuta failed: {exc}"
+        return f"Asked Immuta to cancel the run: {self._run_url()}"
+
+    def on_kill(self) -> None:
+        """Cancel the run in Immuta when the task is killed while waiting in a worker.
+
+        Runs in a signal handler, possibly while ``execute`` is inside an HTTP call, so it uses a
+        fresh client rather than the one ``execute`` may be holding.
+        """
+        if not self.cancel_on_kill or self._finished or self._run_id is None:
+            return
+        self.log.info(
+            "The Airflow task was killed; cancelling Immuta task %s run %s.",
+            self._immuta_task_id,
+            self._run_id,
+        )
+        with self.hook.new_client() as client:
+            self.log.info("%s", self._cancel_run(client))
