@@ -1,0 +1,431 @@
+"""Everything the sync and async clients share: configuration, request building from an
+:class:`~immuta_provider.client.endpoints.Endpoint`, response parsing, error mapping.
+
+``_sync.py`` and ``_async.py`` only send: they hold the httpx pool and the tenacity loop.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import re
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import SecretStr, ValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+from immuta_provider import __version__
+from immuta_provider.client.endpoints import Endpoint
+from immuta_provider.client.errors import (
+    ImmutaAPIError,
+    ImmutaResponseError,
+    ImmutaTimeoutError,
+    ImmutaTransportError,
+    ImmutaValidationError,
+    api_error_class,
+)
+from immuta_provider.client.models import ImmutaModel
+from immuta_provider.client.pagination import Page
+from immuta_provider.client.retries import RetryPolicy, is_retryable, parse_retry_after
+from immuta_provider.client.validation import (
+    validate_api_key,
+    validate_base_url,
+    validate_non_negative_int,
+    validate_non_negative_number,
+    validate_page_size,
+    validate_positive_number,
+)
+
+M = TypeVar("M", bound=ImmutaModel)
+
+USER_AGENT = (
+    f"airflow-provider-immuta/{__version__} httpx/{httpx.__version__} "
+    f"python/{platform.python_version()}"
+)
+
+# Response headers that carry a request/correlation id, most specific first.
+REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "request-id", "x-amzn-requestid")
+
+EXCERPT_LENGTH = 200
+
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_TOTAL_TIMEOUT = 120.0
+DEFAULT_RETRY_AFTER_CAP = 60.0
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """The validated settings of a client. The API key is a ``SecretStr``: never in ``repr``.
+
+    Build it with :meth:`create`, which checks every value and raises
+    :class:`ImmutaValidationError`.
+    """
+
+    base_url: str
+    api_key: SecretStr = field(repr=False)
+    max_retries: int = DEFAULT_MAX_RETRIES
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT
+    retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
+    verify: bool | str = True
+
+    @classmethod
+    def create(
+        cls,
+        base_url: str,
+        api_key: str | SecretStr,
+        *,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
+        retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
+        verify: bool | str = True,
+    ) -> ClientConfig:
+        """Validate the settings and build the config."""
+        if not isinstance(verify, bool | str):
+            raise ImmutaValidationError(
+                f"verify {verify!r} must be True, False or the path of a CA bundle"
+            )
+        return cls(
+            base_url=validate_base_url(base_url),
+            api_key=validate_api_key(api_key),
+            max_retries=validate_non_negative_int(max_retries, "max_retries"),
+            connect_timeout=validate_positive_number(connect_timeout, "connect_timeout"),
+            read_timeout=validate_positive_number(read_timeout, "read_timeout"),
+            total_timeout=validate_positive_number(total_timeout, "total_timeout"),
+            retry_after_cap=validate_non_negative_number(retry_after_cap, "retry_after_cap"),
+            verify=verify,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientConfig(base_url={self.base_url!r}, api_key={self.api_key!r}, "
+            f"max_retries={self.max_retries}, connect_timeout={self.connect_timeout}, "
+            f"read_timeout={self.read_timeout}, total_timeout={self.total_timeout}, "
+            f"retry_after_cap={self.retry_after_cap}, verify={self.verify!r})"
+        )
+
+
+class Request:
+    """A validated request for one endpoint call (one page, for listing endpoints)."""
+
+    __slots__ = ("endpoint", "json", "method", "page_size", "params", "path")
+
+    def __init__(
+        self,
+        endpoint: Endpoint[Any],
+        path: str,
+        params: dict[str, str] | None,
+        json: Any,
+        page_size: int | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.method = endpoint.method
+        self.path = path
+        self.params = params
+        self.json = json
+        self.page_size = page_size
+
+    def for_page(self, cursor: str | None) -> Request:
+        """This request for the page at ``cursor`` (``None``: the first page)."""
+        if self.endpoint.page_in == "body":
+            page: dict[str, Any] = {}
+            if self.page_size is not None:
+                page["limit"] = self.page_size
+            if cursor is not None:
+                page["cursor"] = cursor
+            body = dict(self.json or {})
+            if page:
+                body["page"] = page
+            return Request(self.endpoint, self.path, self.params, body, self.page_size)
+        params = dict(self.params or {})
+        if self.page_size is not None:
+            params["page[limit]"] = str(self.page_size)
+        if cursor is not None:
+            params["page[cursor]"] = cursor
+        return Request(self.endpoint, self.path, params or None, self.json, self.page_size)
+
+
+class Call:
+    """The state of one call while it is attempted (and retried)."""
+
+    __slots__ = ("attempts", "deadline", "method", "path", "request")
+
+    def __init__(self, request: Request, deadline: float) -> None:
+        self.request = request
+        self.method = request.method
+        self.path = request.path
+        self.deadline = deadline
+        self.attempts = 0
+
+
+def prepare_request(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> Request:
+    """Validate a call's arguments and build its request; raises before anything is sent."""
+    path = endpoint.path
+    if endpoint.path_params:
+        path = path.format_map(
+            {p.wire: p.validate(args[p.arg], p.arg) for p in endpoint.path_params}
+        )
+    params: dict[str, str] | None = None
+    for query in endpoint.query:
+        value = query.encode(args[query.arg], query.arg)
+        if value is not None:
+            if params is None:
+                params = {}
+            params[query.wire] = value
+    body: Any = None
+    if endpoint.body is not None:
+        raw = endpoint.body(args)
+        try:
+            body = to_jsonable_python(raw)
+        except PydanticSerializationError as error:
+            raise ImmutaValidationError(
+                f"{endpoint.name}: the request body is not JSON-serialisable: {error}"
+            ) from None
+    page_size = validate_page_size(args["page_size"]) if endpoint.page_in else None
+    return Request(endpoint, path, params, body, page_size)
+
+
+def clean_excerpt(content: bytes, limit: int = EXCERPT_LENGTH) -> str:
+    """A readable, single-line excerpt of a body: tags stripped, whitespace collapsed, cut."""
+    text = content.decode("utf-8", errors="replace")
+    if "<" in text:
+        text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
+        text = re.sub(r"(?s)<[^>]*>", " ", text)
+        text = html.unescape(text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def error_message(content: bytes) -> tuple[str, str]:
+    """Immuta's message and a body excerpt from an error response body of any shape."""
+    if not content.strip():
+        return "(empty response body)", ""
+    excerpt = clean_excerpt(content)
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return excerpt, excerpt
+    if isinstance(data, dict):
+        message = data.get("message")
+        if isinstance(message, list) and message:
+            message = "; ".join(str(item) for item in message)
+        if not isinstance(message, str) or not message.strip():
+            message = data.get("error")
+        if isinstance(message, str) and message.strip():
+            return clean_excerpt(message.encode(), 1000), excerpt
+    return excerpt, excerpt
+
+
+class ClientCore:
+    """Shared, I/O-free part of :class:`ImmutaClient` and :class:`AsyncImmutaClient`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | SecretStr,
+        *,
+        max_retries: int,
+        connect_timeout: float,
+        read_timeout: float,
+        total_timeout: float,
+        retry_after_cap: float,
+        verify: bool | str,
+    ) -> None:
+        self._config = ClientConfig.create(
+            base_url,
+            api_key,
+            max_retries=max_retries,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            total_timeout=total_timeout,
+            retry_after_cap=retry_after_cap,
+            verify=verify,
+        )
+        config = self._config
+        self._retry_policy = RetryPolicy(
+            max_retries=config.max_retries, retry_after_cap=config.retry_after_cap
+        )
+        self._timeout = httpx.Timeout(
+            connect=config.connect_timeout,
+            read=config.read_timeout,
+            write=config.read_timeout,
+            pool=config.connect_timeout,
+        )
+        self._longest_timeout = max(config.connect_timeout, config.read_timeout)
+
+    @property
+    def config(self) -> ClientConfig:
+        """The validated settings (the API key inside is a ``SecretStr``)."""
+        return self._config
+
+    @property
+    def base_url(self) -> str:
+        """The tenant URL, without a trailing slash."""
+        return self._config.base_url
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._config.base_url!r}, "
+            f"max_retries={self._config.max_retries})"
+        )
+
+    def _http_options(self) -> dict[str, Any]:
+        """Keyword arguments for the httpx client (one pool per client, keep-alive)."""
+        verify: bool | ssl.SSLContext
+        if isinstance(self._config.verify, str):
+            # httpx deprecates verify=<path>; a context built from the bundle is the same thing.
+            verify = ssl.create_default_context(cafile=self._config.verify)
+        else:
+            verify = self._config.verify
+        return {
+            "base_url": self._config.base_url,
+            "headers": {
+                "Authorization": f"Bearer {self._config.api_key.get_secret_value()}",
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+            },
+            "timeout": self._timeout,
+            "verify": verify,
+            "follow_redirects": False,
+        }
+
+    def _start(self, request: Request) -> Call:
+        return Call(request, time.monotonic() + self._config.total_timeout)
+
+    def _may_retry(self, call: Call, error: Exception) -> bool:
+        """Whether a failed first attempt goes on to the retry loop."""
+        return self._config.max_retries > 0 and is_retryable(
+            error, idempotent=call.request.endpoint.idempotent
+        )
+
+    def _attempt_timeout(self, call: Call) -> httpx.Timeout | Any:
+        """The timeouts of the next attempt, shortened so the call ends by its deadline."""
+        call.attempts += 1
+        remaining = call.deadline - time.monotonic()
+        if remaining >= self._longest_timeout:
+            return httpx.USE_CLIENT_DEFAULT
+        if remaining <= 0:
+            raise ImmutaTimeoutError(
+                f"Immuta {call.method} {call.path}: total timeout of "
+                f"{self._config.total_timeout:g}s used up after {call.attempts - 1} attempt(s)",
+                method=call.method,
+                path=call.path,
+                attempts=call.attempts - 1,
+            )
+        return httpx.Timeout(
+            connect=min(self._config.connect_timeout, remaining),
+            read=min(self._config.read_timeout, remaining),
+            write=min(self._config.read_timeout, remaining),
+            pool=min(self._config.connect_timeout, remaining),
+        )
+
+    def _api_error(self, call: Call, response: httpx.Response) -> ImmutaAPIError:
+        """The exception for a non-2xx response (built from the body and headers, no request)."""
+        message, excerpt = error_message(response.content)
+        headers = response.headers
+        request_id = None
+        for name in REQUEST_ID_HEADERS:
+            request_id = headers.get(name)
+            if request_id:
+                break
+        status = response.status_code
+        return api_error_class(status)(
+            status_code=status,
+            method=call.method,
+            path=call.path,
+            message=message,
+            request_id=request_id,
+            body_excerpt=excerpt,
+            reason=response.reason_phrase,
+            attempts=call.attempts,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+        )
+
+    def _transport_error(self, call: Call, error: httpx.RequestError) -> ImmutaTransportError:
+        """The exception for an attempt that got no HTTP answer."""
+        kind = ImmutaTimeoutError if isinstance(error, httpx.TimeoutException) else None
+        descriptions: dict[type[Exception], str] = {
+            httpx.ConnectTimeout: f"connect timeout of {self._config.connect_timeout:g}s",
+            httpx.ReadTimeout: f"read timeout of {self._config.read_timeout:g}s",
+            httpx.WriteTimeout: f"write timeout of {self._config.read_timeout:g}s",
+            httpx.PoolTimeout: "no free connection in the pool in time",
+        }
+        what = descriptions.get(type(error), type(error).__name__)
+        detail = str(error)
+        text = (
+            f"Could not get an answer from Immuta at {self._config.base_url} for "
+            f"{call.method} {call.path}: {what}{': ' + detail if detail else ''}"
+        )
+        if call.attempts > 1:
+            text += f" [after {call.attempts} attempts]"
+        return (kind or ImmutaTransportError)(
+            text, method=call.method, path=call.path, attempts=call.attempts
+        )
+
+    def _response_error(
+        self, call: Call, response: httpx.Response, problem: str
+    ) -> ImmutaResponseError:
+        excerpt = clean_excerpt(response.content)
+        endpoint = call.request.endpoint.name
+        return ImmutaResponseError(
+            f"{endpoint} ({call.method} {call.path}) got {response.status_code} with {problem}"
+            f"; body starts: {excerpt!r}",
+            endpoint=endpoint,
+            method=call.method,
+            path=call.path,
+            status_code=response.status_code,
+            body_excerpt=excerpt,
+        )
+
+    def _invalid_body(
+        self, call: Call, response: httpx.Response, error: ValidationError
+    ) -> ImmutaResponseError:
+        details = error.errors(include_url=False, include_input=False)
+        if any(detail["type"] == "json_invalid" for detail in details):
+            return self._response_error(call, response, "a body that is not valid JSON")
+        model = call.request.endpoint.model.__name__
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in detail['loc']) or '<body>'}: {detail['msg']}"
+            for detail in details[:3]
+        )
+        more = f" (+{len(details) - 3} more)" if len(details) > 3 else ""
+        return self._response_error(
+            call, response, f"a body that does not match {model}: {problems}{more}"
+        )
+
+    def _parse(self, endpoint: Endpoint[M], call: Call, response: httpx.Response) -> M:
+        """The endpoint's model from a 2xx response."""
+        try:
+            return endpoint.model.model_validate_json(response.content)
+        except ValidationError as error:
+            raise self._invalid_body(call, response, error) from None
+
+    def _parse_page(self, endpoint: Endpoint[M], call: Call, response: httpx.Response) -> Page[M]:
+        """One page of items from a 2xx list response (``{"<items>": [...], "page": {...}}``)."""
+        key = endpoint.items_key
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            raise self._response_error(call, response, "a body that is not valid JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get(key), list):
+            raise self._response_error(call, response, f"no {key!r} list in the body")
+        try:
+            items = endpoint.items_adapter.validate_python(data[key])
+        except ValidationError as error:
+            raise self._invalid_body(call, response, error) from None
+        page = data.get("page")
+        cursor = page.get("nextCursor") if isinstance(page, dict) else None
+        if cursor is not None and not isinstance(cursor, str):
+            raise self._response_error(call, response, "a page.nextCursor that is not a string")
+        return Page(items=items, next_cursor=cursor or None)
