@@ -1,0 +1,54 @@
+"""DAGs for the multi-process Airflow reliability tests (tests/reliability).
+
+One DAG per scenario, each syncing its own Immuta connection on the emulator, so that the
+emulator's per-connection counters tell the scenarios apart. The first two are connections of the
+emulator's demo seed that have databases, so each sync also creates child tasks (one per
+database) that a reattaching retry must not confuse with the sync it started; the third is
+created by the test module.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from airflow.sdk import DAG
+
+from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
+
+START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+# Long enough never to fire during a test: each scenario ends well before it.
+TIMEOUT_SECONDS = 600
+
+TRIGGERER_LOSS_KEY = "databricks-analytics"
+WORKER_KILL_KEY = "snowflake-prod"
+MARK_FAILED_KEY = "reliability-mark-failed"
+
+with DAG("reliability_triggerer_loss", schedule=None, start_date=START, catchup=False):
+    ImmutaDataObjectSyncOperator(
+        task_id="sync",
+        connection_key=TRIGGERER_LOSS_KEY,
+        deferrable=True,
+        poll_interval=1,
+        timeout=TIMEOUT_SECONDS,
+    )
+
+with DAG("reliability_worker_kill", schedule=None, start_date=START, catchup=False):
+    ImmutaDataObjectSyncOperator(
+        task_id="sync",
+        connection_key=WORKER_KILL_KEY,
+        deferrable=False,
+        poll_interval=1,
+        timeout=TIMEOUT_SECONDS,
+        retries=1,
+        retry_delay=datetime.timedelta(seconds=1),
+    )
+
+with DAG("reliability_mark_failed", schedule=None, start_date=START, catchup=False):
+    ImmutaDataObjectSyncOperator(
+        task_id="sync",
+        connection_key=MARK_FAILED_KEY,
+        deferrable=True,
+        poll_interval=1,
+        timeout=TIMEOUT_SECONDS,
+        cancel_on_kill=True,
+    )
