@@ -1,0 +1,35 @@
+"""DAG files import the operators at every parse: that import must stay light."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = (
+    "immuta_provider.client",
+    "immuta_provider.hooks.immuta",
+    "immuta_provider.triggers.immuta",
+    "immuta_provider.emulator",
+    "tenacity",
+    "airflow.triggers.base",
+)
+
+
+def test_operator_sensor_and_link_modules_do_not_import_the_client_or_triggers() -> None:
+    code = (
+        "import json, sys\n"
+        "import airflow.sdk\n"
+        "before = set(sys.modules)\n"
+        "import immuta_provider.operators.immuta, immuta_provider.sensors.immuta\n"
+        "import immuta_provider.links\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    added = json.loads(result.stdout.strip().splitlines()[-1])
+    loaded_heavy = [m for m in added if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    assert loaded_heavy == []
+    # Only our own light modules and the SDK's base classes come in on top of airflow.sdk.
+    assert all(m.startswith(("immuta_provider", "airflow.sdk.bases.")) for m in added), added

@@ -1,0 +1,104 @@
+"""The provider info Airflow reads: its schema, and what the 3.3 UI builds from it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import airflow
+import jsonschema
+import pytest
+
+from immuta_provider import get_provider_info
+from immuta_provider.hooks.immuta import ImmutaHook
+
+AIRFLOW_DIR = Path(airflow.__file__).parent
+
+
+def _connection_type() -> dict[str, object]:
+    (conn_type,) = get_provider_info()["connection-types"]
+    assert isinstance(conn_type, dict)
+    return conn_type
+
+
+def test_entry_point_points_at_get_provider_info() -> None:
+    (entry,) = [
+        ep
+        for ep in entry_points(group="apache_airflow_provider")
+        if ep.value.startswith("immuta_provider")
+    ]
+    assert entry.load() is get_provider_info
+
+
+def test_provider_info_matches_airflows_schemas() -> None:
+    info = get_provider_info()
+    runtime_schema = json.loads((AIRFLOW_DIR / "provider_info.schema.json").read_text())
+    jsonschema.validate(info, runtime_schema)
+    # The declarative form (conn-fields, ui-field-behaviour) is described in provider.yaml's schema.
+    yaml_schema = json.loads((AIRFLOW_DIR / "provider.yaml.schema.json").read_text())
+    jsonschema.validate(info["connection-types"], yaml_schema["properties"]["connection-types"])
+
+
+def test_every_class_path_in_provider_info_imports() -> None:
+    info = get_provider_info()
+    paths = [ct["hook-class-name"] for ct in info["connection-types"]] + info["extra-links"]
+    for path in paths:
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name)
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for entry in info[section]:
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+
+
+def test_connection_form_declaration() -> None:
+    conn_type = _connection_type()
+    assert conn_type["connection-type"] == ImmutaHook.conn_type == "immuta"
+    assert conn_type["hook-name"] == ImmutaHook.hook_name == "Immuta"
+    behaviour = conn_type["ui-field-behaviour"]
+    assert isinstance(behaviour, dict)
+    assert behaviour["relabeling"] == {"host": "Immuta URL", "password": "API key"}
+    assert behaviour["placeholders"]["host"] == "https://acme.hosted.immutacloud.com"
+    assert {"schema", "login", "port"} <= set(behaviour["hidden-fields"])
+    assert "host" not in behaviour["hidden-fields"]
+    assert "password" not in behaviour["hidden-fields"]
+    fields = conn_type["conn-fields"]
+    assert isinstance(fields, dict)
+    assert set(fields) == {"timeout", "max_retries", "verify_ssl", "ca_bundle"}
+    assert fields["verify_ssl"]["schema"]["default"] is True
+
+
+def test_airflow_ui_metadata_comes_from_provider_info_without_the_hook() -> None:
+    """What Airflow 3.3's API server sends to the connection form for type ``immuta``."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    HookMetaService.hook_meta_data.cache_clear()
+    (meta,) = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "immuta"]
+    assert meta.hook_name == "Immuta"
+    standard = meta.standard_fields
+    assert standard is not None
+    assert standard.host is not None and standard.host.title == "Immuta URL"
+    assert standard.host.placeholder == "https://acme.hosted.immutacloud.com"
+    assert standard.password is not None and standard.password.title == "API key"
+    for hidden in (standard.login, standard.port, standard.url_schema):
+        assert hidden is not None and hidden.hidden
+    extras = meta.extra_fields
+    assert extras is not None
+    assert extras["timeout"]["schema"]["title"] == "Request timeout (seconds)"
+    assert extras["timeout"]["value"] == 30
+    assert extras["verify_ssl"]["value"] is True
+    assert extras["ca_bundle"]["schema"]["title"] == "CA bundle path"
+
+
+def test_legacy_hook_form_methods_agree_with_provider_info() -> None:
+    behaviour = ImmutaHook.get_ui_field_behaviour()
+    declared = _connection_type()["ui-field-behaviour"]
+    assert isinstance(declared, dict)
+    assert behaviour["hidden_fields"] == declared["hidden-fields"]
+    assert behaviour["relabeling"] == declared["relabeling"]
+    assert behaviour["placeholders"] == declared["placeholders"]
+    pytest.importorskip("wtforms", reason="the 2.11 form widgets need wtforms")
+    pytest.importorskip("flask_appbuilder", reason="the 2.11 form widgets need flask-appbuilder")
+    assert set(ImmutaHook.get_connection_form_widgets()) == set(_connection_type()["conn-fields"])
