@@ -178,6 +178,9 @@ class ImmutaDataObjectSyncOperator(BaseOperator):
     def _find_running_sync(self, client: ImmutaClient) -> tuple[Task, TaskRun] | None:
         for status in ACTIVE_STATUSES:
             for task in client.list_tasks(self.connection_key, type=SYNC_TASK_TYPE, status=status):
+                if task.parent_id is not None:
+                    # A sub-task of a sync (Immuta splits a sync per database), not a sync itself.
+                    continue
                 run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
                 if run is not None and status_text(run.status) in ACTIVE_STATUSES:
                     return task, run
