@@ -69,7 +69,8 @@ def validate_uuid(value: object, name: str) -> str:
     """Check an Immuta id (task, run, data object) against the reference's UUID pattern."""
     if not isinstance(value, str):
         raise ImmutaValidationError(f"{name} {value!r} must be a string UUID")
-    if UUID_PATTERN.match(value) is None:
+    # fullmatch: with match, "$" would also accept a trailing newline.
+    if UUID_PATTERN.fullmatch(value) is None:
         raise ImmutaValidationError(
             f"{name} {value!r} is not a UUID as Immuta expects "
             "(8-4-4-4-12 hex digits, version 1-8, variant 8/9/a/b, or the nil UUID)"
