@@ -1,0 +1,119 @@
+"""The ``Emulator``: configuration, state, faults, counters and the clock, in one object.
+
+The FastAPI app, its middleware and the admin API all read and change this one object; a reset
+replaces its state with a freshly seeded one.
+"""
+
+from __future__ import annotations
+
+import copy
+import hmac
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .faults import Counters, FaultRegistry, FaultSpec
+from .persistence import StateFile
+from .seed import seed_state
+from .state import Behaviour, State
+
+DEFAULT_API_KEY = "immuta-demo-key"
+DEFAULT_SYNC_DURATION = 2.0
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the command line sets."""
+
+    api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    seed: str = "demo"
+    seed_objects: int = 0
+    sync_duration: float = DEFAULT_SYNC_DURATION
+    state_file: Path | None = None
+    faults: list[FaultSpec] = field(default_factory=list)
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+
+
+class Emulator:
+    """One emulated Immuta tenant."""
+
+    def __init__(self, config: EmulatorConfig, *, clock: Callable[[], float] = time.time) -> None:
+        if not config.api_keys:
+            raise ValueError("At least one API key is required.")
+        self.config = config
+        self.faults = FaultRegistry()
+        self.counters = Counters()
+        self._clock = clock
+        self._clock_offset = 0.0
+        # Keys as bytes, compared in constant time; principals name who created a task.
+        self._keys = [(key.encode(), f"api-key-{n}") for n, key in enumerate(config.api_keys, 1)]
+        self._state_file = StateFile(config.state_file) if config.state_file else None
+        if self._state_file is not None and self._state_file.has_state():
+            self.state = self._empty_state()
+            self._state_file.load(self.state)
+        else:
+            self.state = self._seeded_state()
+            if self._state_file is not None:
+                self._state_file.save_all(self.state)
+        for spec in config.faults:
+            self.faults.add(spec)
+
+    def now(self) -> float:
+        """The emulator's clock: wall time plus whatever the admin API advanced it by."""
+        return self._clock() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the clock forward (fast-forwards runs); returns the new time."""
+        self._clock_offset += seconds
+        self.state.tick()
+        self.save()
+        return self.now()
+
+    def _empty_state(self) -> State:
+        return State(
+            clock=self.now,
+            sync_duration=self.config.sync_duration,
+            behaviours=copy.deepcopy(self.config.behaviours),
+        )
+
+    def _seeded_state(self) -> State:
+        state = self._empty_state()
+        seed_state(state, self.config.seed, large_objects=self.config.seed_objects)
+        return state
+
+    def reset(self) -> None:
+        """Back to the start-up seed, with no faults, zero counters and the real clock."""
+        self._clock_offset = 0.0
+        self.state = self._seeded_state()
+        self.faults.clear()
+        self.counters.clear()
+        if self._state_file is not None:
+            self._state_file.save_all(self.state)
+
+    def authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+        """The principal behind ``Authorization: Bearer <key>``, or None."""
+        for name, value in headers:
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                if scheme.lower() != b"bearer":
+                    return None
+                token = token.strip()
+                principal = None
+                for key, who in self._keys:
+                    if hmac.compare_digest(key, token):
+                        principal = who
+                return principal
+        return None
+
+    def save(self) -> None:
+        """Write what changed to the state file, if there is one."""
+        if self._state_file is not None and self.state.dirty:
+            self._state_file.save_changes(self.state)
+
+    def close(self) -> None:
+        """Save and close the state file."""
+        if self._state_file is not None:
+            self.save()
+            self._state_file.close()
+            self._state_file = None

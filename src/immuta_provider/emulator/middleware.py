@@ -1,0 +1,195 @@
+"""The raw ASGI middleware in front of every route: counting, fault injection, auth, saving.
+
+Raw ASGI rather than Starlette's BaseHTTPMiddleware: it costs almost nothing per request, and it
+can drop a connection, which needs the server's transport rather than a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .core import Emulator
+from .faults import Fault
+from .rules import error_bytes
+
+ADMIN_PREFIX = "/_emulator/"
+API_PREFIX = "/api/"
+PRINCIPAL_SCOPE_KEY = "immuta_emulator.principal"
+PROXY_HTML = (
+    b"<html><head><title>502 Bad Gateway</title></head>"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+_ROUTE_CACHE_LIMIT = 50_000
+
+
+class DroppedConnection(ConnectionError):
+    """Raised where a connection should be dropped but the server gives no transport to abort
+    (in-process test transports); a real server closes the socket instead."""
+
+
+class EmulatorMiddleware:
+    """Counts each request, injects the matching fault, checks the API key, saves changes."""
+
+    def __init__(self, app: ASGIApp, emulator: Emulator, router: Router) -> None:
+        self.app = app
+        self.emulator = emulator
+        self.router = router
+        self._route_cache: dict[tuple[str, str], str | None] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        emulator = self.emulator
+        method: str = scope["method"]
+        path: str = scope["path"]
+        emulator.counters.record_request(method, path, self._route_of(scope))
+        fault = emulator.faults.pick(method, path)
+        if fault is not None:
+            emulator.counters.record_fault(fault)
+            continue_with = await self._apply_fault(fault, receive, send)
+            if continue_with is None:
+                return
+            send = continue_with
+        if path.startswith(API_PREFIX):
+            principal = emulator.authenticate(scope["headers"])
+            if principal is None:
+                await _answer(
+                    send,
+                    401,
+                    error_bytes(401, "A valid API key is required: send Authorization: Bearer."),
+                    extra_headers=[(b"www-authenticate", b"Bearer")],
+                )
+                return
+            scope[PRINCIPAL_SCOPE_KEY] = principal
+            emulator.state.tick()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            emulator.save()
+
+    def _route_of(self, scope: Scope) -> str | None:
+        """The route template a request matches (a method mismatch still names the route)."""
+        cache_key = (scope["method"], scope["path"])
+        if cache_key in self._route_cache:
+            return self._route_cache[cache_key]
+        found: str | None = None
+        for route in self.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                found = getattr(route, "path", None)
+                break
+            if match is Match.PARTIAL and found is None:
+                found = getattr(route, "path", None)
+        if len(self._route_cache) >= _ROUTE_CACHE_LIMIT:
+            self._route_cache.clear()
+        self._route_cache[cache_key] = found
+        return found
+
+    async def _apply_fault(self, fault: Fault, receive: Receive, send: Send) -> Send | None:
+        """Do what ``fault`` says. Returns the ``send`` to continue with, or None if answered."""
+        spec = fault.spec
+        if spec.latency:
+            await asyncio.sleep(spec.latency)
+        if spec.drop:
+            await _drop_connection(receive)
+            return None
+        headers: list[tuple[bytes, bytes]] = []
+        retry_after = spec.retry_after_header()
+        if retry_after is not None:
+            headers.append((b"retry-after", retry_after.encode()))
+        if spec.body == "html":
+            await _answer(send, spec.answer_status(), PROXY_HTML, b"text/html", headers)
+            return None
+        if spec.body == "malformed_json":
+            return _truncating(send, spec.status, headers)
+        if spec.status is not None:
+            body = error_bytes(spec.status, spec.answer_message())
+            await _answer(send, spec.status, body, extra_headers=headers)
+            return None
+        return send  # latency only
+
+
+async def _answer(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    headers.extend(extra_headers or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _drop_connection(receive: Receive) -> None:
+    """Close the client's connection without sending a byte of response.
+
+    uvicorn answers 500 to an app that raises before responding, so raising is not enough: the
+    transport is aborted instead. uvicorn's ``receive`` is a method of its request cycle, which
+    holds the transport.
+    """
+    cycle: Any = getattr(receive, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise DroppedConnection("fault injection dropped the connection")
+    transport.abort()
+    # Let uvicorn notice the disconnect before the app returns, so it does not try to answer.
+
+    async def until_disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(until_disconnected(), 1.0)
+
+
+def _truncating(send: Send, status: int | None, extra_headers: list[tuple[bytes, bytes]]) -> Send:
+    """A ``send`` that cuts the response body in half, leaving JSON that cannot be parsed."""
+    start: dict[str, Any] = {}
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            start.update(message)
+            return
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        full = b"".join(chunks)
+        body = full[: max(1, len(full) // 2)]
+        try:
+            json.loads(body)
+            body = body[:-1]  # a 1-byte body like "0" could still parse
+        except ValueError:
+            pass
+        headers = [
+            (name, value)
+            for name, value in start.get("headers", [])
+            if name.lower() not in (b"content-length", b"content-type")
+        ]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *extra_headers,
+        ]
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status if status is not None else start.get("status", 200),
+                "headers": headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
