@@ -53,6 +53,7 @@ USER_AGENT = (
 REQUEST_ID_HEADERS = ("x-request-id", "x-correlation-id", "request-id", "x-amzn-requestid")
 
 EXCERPT_LENGTH = 200
+MESSAGE_LENGTH = 1000
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -196,15 +197,20 @@ def prepare_request(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> Request
     return Request(endpoint, path, params, body, page_size)
 
 
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def clean_excerpt(content: bytes, limit: int = EXCERPT_LENGTH) -> str:
-    """A readable, single-line excerpt of a body: tags stripped, whitespace collapsed, cut."""
+    """A readable, single-line excerpt of a body: markup stripped (for HTML pages from proxies),
+    whitespace collapsed, cut to ``limit`` characters."""
     text = content.decode("utf-8", errors="replace")
-    if "<" in text:
+    if text.lstrip().startswith("<"):
         text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text)
         text = re.sub(r"(?s)<[^>]*>", " ", text)
         text = html.unescape(text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return _shorten(text, limit)
 
 
 def error_message(content: bytes) -> tuple[str, str]:
@@ -223,7 +229,7 @@ def error_message(content: bytes) -> tuple[str, str]:
         if not isinstance(message, str) or not message.strip():
             message = data.get("error")
         if isinstance(message, str) and message.strip():
-            return clean_excerpt(message.encode(), 1000), excerpt
+            return _shorten(message, MESSAGE_LENGTH), excerpt
     return excerpt, excerpt
 
 
@@ -309,8 +315,8 @@ class ClientCore:
             error, idempotent=call.request.endpoint.idempotent
         )
 
-    def _attempt_timeout(self, call: Call) -> httpx.Timeout | Any:
-        """The timeouts of the next attempt, shortened so the call ends by its deadline."""
+    def _begin_attempt(self, call: Call) -> httpx.Timeout | Any:
+        """Count the attempt and return its timeouts, shortened so the call ends by its deadline."""
         call.attempts += 1
         remaining = call.deadline - time.monotonic()
         if remaining >= self._longest_timeout:

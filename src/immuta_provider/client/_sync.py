@@ -93,7 +93,7 @@ class ImmutaClient(ClientCore):
             request.path,
             params=request.params,
             json=request.json,
-            timeout=self._attempt_timeout(call),
+            timeout=self._begin_attempt(call),
         )
         if not response.is_success:
             raise self._api_error(call, response)

@@ -224,3 +224,10 @@ def test_errors_survive_pickling() -> None:
 def test_validation_error_is_a_value_error() -> None:
     assert issubclass(ImmutaValidationError, ValueError)
     assert issubclass(ImmutaTimeoutError, ImmutaTransportError)
+
+
+async def test_json_messages_keep_angle_brackets(make_api: Any) -> None:
+    api, _ = make_api(immuta_error(400, "limit must be <= 100 and > 0"))
+    with pytest.raises(ImmutaBadRequestError) as caught:
+        await api.call("get_connection", KEY)
+    assert caught.value.message == "limit must be <= 100 and > 0"
