@@ -236,29 +236,8 @@ def error_message(content: bytes) -> tuple[str, str]:
 class ClientCore:
     """Shared, I/O-free part of :class:`ImmutaClient` and :class:`AsyncImmutaClient`."""
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | SecretStr,
-        *,
-        max_retries: int,
-        connect_timeout: float,
-        read_timeout: float,
-        total_timeout: float,
-        retry_after_cap: float,
-        verify: bool | str,
-    ) -> None:
-        self._config = ClientConfig.create(
-            base_url,
-            api_key,
-            max_retries=max_retries,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            total_timeout=total_timeout,
-            retry_after_cap=retry_after_cap,
-            verify=verify,
-        )
-        config = self._config
+    def __init__(self, config: ClientConfig) -> None:
+        self._config = config
         self._retry_policy = RetryPolicy(
             max_retries=config.max_retries, retry_after_cap=config.retry_after_cap
         )

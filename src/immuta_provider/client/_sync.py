@@ -19,6 +19,7 @@ from immuta_provider.client._base import (
     DEFAULT_RETRY_AFTER_CAP,
     DEFAULT_TOTAL_TIMEOUT,
     Call,
+    ClientConfig,
     ClientCore,
     M,
     Request,
@@ -70,14 +71,16 @@ class ImmutaClient(ClientCore):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(
-            base_url,
-            api_key,
-            max_retries=max_retries,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            total_timeout=total_timeout,
-            retry_after_cap=retry_after_cap,
-            verify=verify,
+            ClientConfig.create(
+                base_url,
+                api_key,
+                max_retries=max_retries,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                total_timeout=total_timeout,
+                retry_after_cap=retry_after_cap,
+                verify=verify,
+            )
         )
         self._http = httpx.Client(transport=transport, **self._http_options())
         policy = self._retry_policy
