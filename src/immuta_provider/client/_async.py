@@ -119,7 +119,9 @@ class AsyncImmutaClient(ClientCore):
             except Exception as error:
                 if not self._may_retry(call, error):
                     raise
-                return call, await self._retry(call, error)
+                first_error = error
+            # Retried outside the except block, so later errors do not chain onto the first.
+            return call, await self._retry(call, first_error)
         except httpx.RequestError as error:
             raise self._transport_error(call, error) from error
 

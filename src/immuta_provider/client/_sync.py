@@ -112,7 +112,9 @@ class ImmutaClient(ClientCore):
             except Exception as error:
                 if not self._may_retry(call, error):
                     raise
-                return call, self._retry(call, error)
+                first_error = error
+            # Retried outside the except block, so later errors do not chain onto the first.
+            return call, self._retry(call, first_error)
         except httpx.RequestError as error:
             raise self._transport_error(call, error) from error
 
