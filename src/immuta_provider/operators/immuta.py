@@ -10,25 +10,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from immuta_provider._compat import AirflowException, BaseOperator, conf
-from immuta_provider._task_runs import (
-    ACTIVE_STATUSES,
-    DEFAULT_FAILURE_STATUSES,
-    FAILURE,
-    SUCCESS,
-    TIMEOUT,
-    RunWatch,
-    fetch_run,
-    latest_run,
-    run_summary,
-    status_text,
-)
-from immuta_provider.links import (
-    LINK_XCOM_KEY,
-    ImmutaConnectionLink,
-    ImmutaTaskRunLink,
-    link_info,
-)
+from immuta_provider._compat import conf
+from immuta_provider._task_runs import ACTIVE_STATUSES, latest_run, run_summary, status_text
+from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
+from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator, check_positive
 
 if TYPE_CHECKING:
     from immuta_provider.client import ImmutaClient
@@ -38,12 +23,7 @@ if TYPE_CHECKING:
 SYNC_TASK_TYPE = "DATA_OBJECT_SYNC"
 
 
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}.")
-
-
-class ImmutaDataObjectSyncOperator(BaseOperator):
+class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
     """Sync the data objects of an Immuta connection, and by default wait for the sync to finish.
 
     The operator creates a ``DATA_OBJECT_SYNC`` task on the connection and follows its run. With
@@ -95,8 +75,8 @@ class ImmutaDataObjectSyncOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        _check_positive("poll_interval", poll_interval)
-        _check_positive("timeout", timeout)
+        check_positive("poll_interval", poll_interval)
+        check_positive("timeout", timeout)
         self.connection_key = connection_key
         self.immuta_conn_id = immuta_conn_id
         self.wait_for_completion = wait_for_completion
@@ -111,15 +91,6 @@ class ImmutaDataObjectSyncOperator(BaseOperator):
         self._immuta_task_id: str | None = None
         self._run_id: str | None = None
         self._finished = False
-
-    @property
-    def hook(self) -> ImmutaHook:
-        """The hook of ``immuta_conn_id`` (built on first use)."""
-        if self._hook is None:
-            from immuta_provider.hooks.immuta import ImmutaHook
-
-            self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
-        return self._hook
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Start (or attach to) the sync, then wait for it as configured."""
@@ -185,135 +156,3 @@ class ImmutaDataObjectSyncOperator(BaseOperator):
                 if run is not None and status_text(run.status) in ACTIVE_STATUSES:
                     return task, run
         return None
-
-    def _push_link(self, context: Any) -> None:
-        context["ti"].xcom_push(
-            key=LINK_XCOM_KEY,
-            value=link_info(
-                self.hook.base_url, self.connection_key, self._immuta_task_id, self._run_id
-            ),
-        )
-
-    def _defer(
-        self, immuta_task_id: str, run: TaskRun | None, deadline: float | None, started_at: float
-    ) -> None:
-        from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
-
-        self.defer(
-            trigger=ImmutaTaskRunTrigger(
-                immuta_conn_id=self.immuta_conn_id,
-                connection_key=self.connection_key,
-                immuta_task_id=immuta_task_id,
-                run_id=run.run_id if run is not None else None,
-                poll_interval=self.poll_interval,
-                deadline=deadline,
-                cancel_on_kill=self.cancel_on_kill,
-                failure_statuses=DEFAULT_FAILURE_STATUSES,
-                last_status=status_text(run.status) if run is not None else None,
-                started_at=started_at,
-            ),
-            method_name="execute_complete",
-        )
-
-    def _wait(
-        self,
-        client: ImmutaClient,
-        immuta_task_id: str,
-        run: TaskRun | None,
-        deadline: float | None,
-        started_at: float,
-    ) -> dict[str, Any]:
-        watch = RunWatch(
-            connection_key=self.connection_key,
-            immuta_task_id=immuta_task_id,
-            run_id=self._run_id,
-            deadline=deadline,
-            started_at=started_at,
-            logger=self.log,
-        )
-        outcome = watch.observe_run(run) if run is not None else None
-        while outcome is None:
-            outcome = watch.check_deadline()
-            if outcome is not None:
-                break
-            time.sleep(watch.next_sleep(self.poll_interval))
-            try:
-                current = fetch_run(client, self.connection_key, immuta_task_id, watch.run_id)
-            except Exception as exc:
-                outcome = watch.observe_error(exc)
-            else:
-                outcome = watch.observe_run(current)
-            self._run_id = watch.run_id
-        return self._finish(outcome)
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        """Resume after the trigger fired: return the run summary or fail the task."""
-        self._immuta_task_id = event.get("immuta_task_id")
-        self._run_id = event.get("run_id")
-        if self._run_id is not None:
-            # The run may have been unknown when the task deferred; make the link complete.
-            self._push_link(context)
-        return self._finish(event)
-
-    def _finish(self, outcome: dict[str, Any]) -> dict[str, Any]:
-        """Turn an outcome (from the trigger or from waiting here) into a result or a failure."""
-        self._finished = True
-        status = outcome["status"]
-        message = outcome["message"]
-        if status == SUCCESS:
-            self.log.info("%s", message)
-            summary: dict[str, Any] = outcome["run"]
-            return summary
-        if status == FAILURE:
-            self.log.error("%s", message)
-            raise AirflowException(message)
-        if status == TIMEOUT:
-            message += self._cancel_after_timeout()
-            self.log.error("%s", message)
-            raise AirflowException(message)
-        self.log.error("%s", message)
-        raise AirflowException(
-            f"{message} The Immuta run may still be going"
-            + (f": {self._run_url()}" if self._run_id else ".")
-        )
-
-    def _run_url(self) -> str:
-        assert self._immuta_task_id is not None and self._run_id is not None
-        return self.hook.task_run_url(self.connection_key, self._immuta_task_id, self._run_id)
-
-    def _cancel_after_timeout(self) -> str:
-        if not self.cancel_on_kill:
-            return " The run was left going in Immuta (cancel_on_kill=False)."
-        if self._run_id is None:
-            return " Immuta had not started a run yet; nothing to cancel."
-        with self.hook.new_client() as client:
-            return " " + self._cancel_run(client)
-
-    def _cancel_run(self, client: ImmutaClient) -> str:
-        """Ask Immuta to cancel the run; return what happened, for the log or the error."""
-        from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
-
-        assert self._immuta_task_id is not None and self._run_id is not None
-        try:
-            client.cancel_task_run(self.connection_key, self._immuta_task_id, self._run_id)
-        except ImmutaConflictError as exc:
-            return f"The run was not cancelled, it had already ended: {exc}"
-        except ImmutaError as exc:
-            return f"Cancelling the run in Immuta failed: {exc}"
-        return f"Asked Immuta to cancel the run: {self._run_url()}"
-
-    def on_kill(self) -> None:
-        """Cancel the run in Immuta when the task is killed while waiting in a worker.
-
-        Runs in a signal handler, possibly while ``execute`` is inside an HTTP call, so it uses a
-        fresh client rather than the one ``execute`` may be holding.
-        """
-        if not self.cancel_on_kill or self._finished or self._run_id is None:
-            return
-        self.log.info(
-            "The Airflow task was killed; cancelling Immuta task %s run %s.",
-            self._immuta_task_id,
-            self._run_id,
-        )
-        with self.hook.new_client() as client:
-            self.log.info("%s", self._cancel_run(client))

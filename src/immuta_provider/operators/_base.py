@@ -1,0 +1,240 @@
+"""What the Immuta operators share: the hook, the Immuta UI link, and waiting for a task run.
+
+:class:`ImmutaBaseOperator` gives an operator its hook (built when the task runs) and the XCom the
+extra links read. :class:`ImmutaTaskRunWaitingOperator` adds the waiting machinery of operators
+that start an Immuta task (a sync, a deletion) and follow its run to the end: in the worker with
+:class:`~immuta_provider._task_runs.RunWatch`, or deferred to the triggerer with
+:class:`~immuta_provider.triggers.immuta.ImmutaTaskRunTrigger`, with one absolute deadline, the
+same outcome dict on both paths, and the run cancelled when the task is killed
+(``cancel_on_kill``).
+
+Imported at DAG parse time: no client, hook or trigger import at module level.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from immuta_provider._compat import AirflowException, BaseOperator
+from immuta_provider._task_runs import (
+    DEFAULT_FAILURE_STATUSES,
+    FAILURE,
+    SUCCESS,
+    TIMEOUT,
+    RunWatch,
+    fetch_run,
+    status_text,
+)
+from immuta_provider.links import LINK_XCOM_KEY, link_info
+
+if TYPE_CHECKING:
+    from immuta_provider.client import ImmutaClient
+    from immuta_provider.client.models import TaskRun
+    from immuta_provider.hooks.immuta import ImmutaHook
+
+
+def check_positive(name: str, value: float | None) -> None:
+    """Reject a poll interval or timeout that is not a positive number of seconds."""
+    if value is not None and not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}.")
+
+
+class ImmutaBaseOperator(BaseOperator):
+    """Base of the Immuta operators: the hook of ``immuta_conn_id`` and the Immuta UI links.
+
+    Subclasses set ``immuta_conn_id`` and ``connection_key`` in their ``__init__``.
+    """
+
+    ui_color = "#e8e4f7"
+    immuta_conn_id: str
+    connection_key: str
+    _hook: ImmutaHook | None = None
+
+    @property
+    def hook(self) -> ImmutaHook:
+        """The hook of ``immuta_conn_id`` (built on first use)."""
+        if self._hook is None:
+            from immuta_provider.hooks.immuta import ImmutaHook
+
+            self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
+        return self._hook
+
+    def _push_connection_link(
+        self,
+        context: Any,
+        immuta_task_id: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Store what the extra links need (no secret) in the task's XCom."""
+        context["ti"].xcom_push(
+            key=LINK_XCOM_KEY,
+            value=link_info(self.hook.base_url, self.connection_key, immuta_task_id, run_id),
+        )
+
+
+class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
+    """Base of operators that start an Immuta task and wait for its run to end.
+
+    Subclasses set ``poll_interval``, ``timeout``, ``deferrable`` and ``cancel_on_kill`` in their
+    ``__init__``, start the task in ``execute`` and hand its first run (or ``None`` if Immuta has
+    not created one yet) to :meth:`_wait` or :meth:`_defer`; :meth:`_wait_or_defer` picks one.
+    A run that ends in one of :attr:`run_failure_statuses` fails the Airflow task; any other end
+    status succeeds and the run summary becomes the task's XCom.
+    """
+
+    run_failure_statuses: tuple[str, ...] = DEFAULT_FAILURE_STATUSES
+    """End statuses of the run that fail the Airflow task."""
+
+    poll_interval: float
+    timeout: float | None
+    deferrable: bool
+    cancel_on_kill: bool
+    # What on_kill() needs while execute() is blocked polling.
+    _immuta_task_id: str | None = None
+    _run_id: str | None = None
+    _finished: bool = False
+
+    def _push_link(self, context: Any) -> None:
+        self._push_connection_link(context, self._immuta_task_id, self._run_id)
+
+    def _wait_or_defer(
+        self, client: ImmutaClient, immuta_task_id: str, run: TaskRun | None
+    ) -> dict[str, Any]:
+        """Wait for the run (deferred to the triggerer with ``deferrable``) and return its summary.
+
+        The timeout becomes an absolute deadline here, so a triggerer restart does not reset it.
+        """
+        self._immuta_task_id = immuta_task_id
+        self._run_id = run.run_id if run is not None else None
+        started_at = time.time()
+        deadline = started_at + self.timeout if self.timeout is not None else None
+        if self.deferrable and not (run is not None and run.is_terminal):
+            self._defer(immuta_task_id, run, deadline, started_at)
+        return self._wait(client, immuta_task_id, run, deadline, started_at)
+
+    def _defer(
+        self, immuta_task_id: str, run: TaskRun | None, deadline: float | None, started_at: float
+    ) -> None:
+        from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
+
+        self.defer(
+            trigger=ImmutaTaskRunTrigger(
+                immuta_conn_id=self.immuta_conn_id,
+                connection_key=self.connection_key,
+                immuta_task_id=immuta_task_id,
+                run_id=run.run_id if run is not None else None,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+                failure_statuses=self.run_failure_statuses,
+                last_status=status_text(run.status) if run is not None else None,
+                started_at=started_at,
+            ),
+            method_name="execute_complete",
+        )
+
+    def _wait(
+        self,
+        client: ImmutaClient,
+        immuta_task_id: str,
+        run: TaskRun | None,
+        deadline: float | None,
+        started_at: float,
+    ) -> dict[str, Any]:
+        watch = RunWatch(
+            connection_key=self.connection_key,
+            immuta_task_id=immuta_task_id,
+            run_id=self._run_id,
+            failure_statuses=self.run_failure_statuses,
+            deadline=deadline,
+            started_at=started_at,
+            logger=self.log,
+        )
+        outcome = watch.observe_run(run) if run is not None else None
+        while outcome is None:
+            outcome = watch.check_deadline()
+            if outcome is not None:
+                break
+            time.sleep(watch.next_sleep(self.poll_interval))
+            try:
+                current = fetch_run(client, self.connection_key, immuta_task_id, watch.run_id)
+            except Exception as exc:
+                outcome = watch.observe_error(exc)
+            else:
+                outcome = watch.observe_run(current)
+            self._run_id = watch.run_id
+        return self._finish(outcome)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: return the run summary or fail the task."""
+        self._immuta_task_id = event.get("immuta_task_id")
+        self._run_id = event.get("run_id")
+        if self._run_id is not None:
+            # The run may have been unknown when the task deferred; make the link complete.
+            self._push_link(context)
+        return self._finish(event)
+
+    def _finish(self, outcome: dict[str, Any]) -> dict[str, Any]:
+        """Turn an outcome (from the trigger or from waiting here) into a result or a failure."""
+        self._finished = True
+        status = outcome["status"]
+        message = outcome["message"]
+        if status == SUCCESS:
+            self.log.info("%s", message)
+            summary: dict[str, Any] = outcome["run"]
+            return summary
+        if status == FAILURE:
+            self.log.error("%s", message)
+            raise AirflowException(message)
+        if status == TIMEOUT:
+            message += self._cancel_after_timeout()
+            self.log.error("%s", message)
+            raise AirflowException(message)
+        self.log.error("%s", message)
+        raise AirflowException(
+            f"{message} The Immuta run may still be going"
+            + (f": {self._run_url()}" if self._run_id else ".")
+        )
+
+    def _run_url(self) -> str:
+        assert self._immuta_task_id is not None and self._run_id is not None
+        return self.hook.task_run_url(self.connection_key, self._immuta_task_id, self._run_id)
+
+    def _cancel_after_timeout(self) -> str:
+        """What happened to the run after the deadline passed (appended to the error)."""
+        if not self.cancel_on_kill:
+            return " The run was left going in Immuta (cancel_on_kill=False)."
+        if self._run_id is None:
+            return " Immuta had not started a run yet; nothing to cancel."
+        with self.hook.new_client() as client:
+            return " " + self._cancel_run(client)
+
+    def _cancel_run(self, client: ImmutaClient) -> str:
+        """Ask Immuta to cancel the run; return what happened, for the log or the error."""
+        from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
+
+        assert self._immuta_task_id is not None and self._run_id is not None
+        try:
+            client.cancel_task_run(self.connection_key, self._immuta_task_id, self._run_id)
+        except ImmutaConflictError as exc:
+            return f"The run was not cancelled, it had already ended: {exc}"
+        except ImmutaError as exc:
+            return f"Cancelling the run in Immuta failed: {exc}"
+        return f"Asked Immuta to cancel the run: {self._run_url()}"
+
+    def on_kill(self) -> None:
+        """Cancel the run in Immuta when the task is killed while waiting in a worker.
+
+        Runs in a signal handler, possibly while ``execute`` is inside an HTTP call, so it uses a
+        fresh client rather than the one ``execute`` may be holding.
+        """
+        if not self.cancel_on_kill or self._finished or self._run_id is None:
+            return
+        self.log.info(
+            "The Airflow task was killed; cancelling Immuta task %s run %s.",
+            self._immuta_task_id,
+            self._run_id,
+        )
+        with self.hook.new_client() as client:
+            self.log.info("%s", self._cancel_run(client))
