@@ -180,6 +180,8 @@ async def test_gives_up_after_max_retries_with_the_last_error(make_api: Any) -> 
     assert len(api.sleeps) == 2
     assert caught.value.attempts == 3
     assert str(caught.value).endswith("[after 3 attempts]")
+    # The traceback shows the last failure alone, not chained onto the first attempt's.
+    assert caught.value.__context__ is None
 
 
 async def test_transport_error_after_retries_counts_attempts(make_api: Any) -> None:
