@@ -99,11 +99,15 @@ def validation_message(errors: Sequence[Any]) -> str:
             parts.append(connection_key_problem(value) or f"Invalid connectionKey {value!r}.")
         elif where == "path":
             parts.append(f"Invalid {name} {value!r}: it must be a UUID.")
-        elif name == "page[limit]":
-            parts.append(f"Invalid page[limit] {value!r}: it must be an integer between 1 and 100.")
+        elif name in ("page[limit]", "page.limit"):
+            parts.append(f"Invalid page[limit] {value}: it must be an integer between 1 and 100.")
         elif where == "body" and error.get("type") == "json_invalid":
             parts.append("The request body is not valid JSON.")
-        elif where == "body" and not name:
+        elif (
+            where == "body"
+            and not name
+            and error.get("type") in ("missing", "model_attributes_type")
+        ):
             parts.append("A JSON object request body is required.")
         else:
             label = f"{where} field {name!r}" if name else where
