@@ -1,10 +1,10 @@
 """DAGs for the multi-process Airflow reliability tests (tests/reliability).
 
 One DAG per scenario, each syncing its own Immuta connection on the emulator, so that the
-emulator's per-connection counters tell the scenarios apart. The first two are connections of the
-emulator's demo seed that have databases, so each sync also creates child tasks (one per
-database) that a reattaching retry must not confuse with the sync it started; the third is
-created by the test module.
+emulator's per-connection counters tell the scenarios apart. The two worker-kill DAGs sync
+connections of the emulator's demo seed that have databases, so each sync also creates sub-tasks
+(one per database) that a reattaching retry must not confuse with the sync it started; the other
+connections are created by the test module.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 # Long enough never to fire during a test: each scenario ends well before it.
 TIMEOUT_SECONDS = 600
 
-TRIGGERER_LOSS_KEY = "databricks-analytics"
-WORKER_KILL_KEY = "snowflake-prod"
+TRIGGERER_LOSS_KEY = "reliability-triggerer-loss"
+TASK_PROCESS_KILL_KEY = "snowflake-prod"
+WORKER_KILL_KEY = "databricks-analytics"
 MARK_FAILED_KEY = "reliability-mark-failed"
 
 with DAG("reliability_triggerer_loss", schedule=None, start_date=START, catchup=False):
@@ -32,16 +33,20 @@ with DAG("reliability_triggerer_loss", schedule=None, start_date=START, catchup=
         timeout=TIMEOUT_SECONDS,
     )
 
-with DAG("reliability_worker_kill", schedule=None, start_date=START, catchup=False):
-    ImmutaDataObjectSyncOperator(
-        task_id="sync",
-        connection_key=WORKER_KILL_KEY,
-        deferrable=False,
-        poll_interval=1,
-        timeout=TIMEOUT_SECONDS,
-        retries=1,
-        retry_delay=datetime.timedelta(seconds=1),
-    )
+for dag_id, connection_key in (
+    ("reliability_task_process_kill", TASK_PROCESS_KILL_KEY),
+    ("reliability_worker_kill", WORKER_KILL_KEY),
+):
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False):
+        ImmutaDataObjectSyncOperator(
+            task_id="sync",
+            connection_key=connection_key,
+            deferrable=False,
+            poll_interval=1,
+            timeout=TIMEOUT_SECONDS,
+            retries=1,
+            retry_delay=datetime.timedelta(seconds=1),
+        )
 
 with DAG("reliability_mark_failed", schedule=None, start_date=START, catchup=False):
     ImmutaDataObjectSyncOperator(
