@@ -11,13 +11,17 @@ the emulator's port (part of the URL in the form) changes every run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from .harness import REPO_ROOT, AirflowApiServer
 
@@ -26,12 +30,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CONNECTION_ID = "immuta_browser_test"
 WRONG_API_KEY = "not-the-right-key-0000"  # deliberately wrong
 UI_TIMEOUT_MS = 30_000
+TOAST_TIMEOUT_MS = 20_000
 SCREENSHOT_NAMES = (
     "connection-form.png",
     "connection-form-extras.png",
     "connection-form-test-success.png",
     "connection-form-test-failure.png",
 )
+
+# Airflow <= 3.3.2: the list's Test button sends `port: 0` for a connection without a port
+# (`Number(null)` in the UI) and the API answers 400 "The host or port to test differs from the
+# stored connection", shown as "Bad Request". Every Immuta connection is port-less (the form hides
+# Port), so on these versions Test fails before our hook runs. apache/airflow#73298 fixes it in
+# the API (0 counts as no port); until the pinned Airflow has that fix, the test checks that the
+# bug is exactly this one, then applies the same correction to the request in the browser.
+AIRFLOW_VERSION = Version(version("apache-airflow"))
+TEST_BUTTON_SENDS_PORT_ZERO = AIRFLOW_VERSION in SpecifierSet("<=3.3.2")
+PORT_ZERO_DETAIL = "The host or port to test differs from the stored connection"
 
 # The contract in docs/connection.md: relabelled standard fields, and the extras.
 VISIBLE_STANDARD_LABELS = ("Immuta URL", "API key")
@@ -108,13 +123,35 @@ def _toast(page: Page, title: str) -> Locator:
     return page.get_by_role("status").filter(has_text=title)
 
 
-def _dismiss_toasts(page: Page) -> None:
-    # Toasts stack up; the next assertion must see only the new one.
-    for toast in page.get_by_role("status").all():
-        close = toast.get_by_role("button")
-        if close.count():
-            close.first.click()
-    expect(page.get_by_role("status")).to_have_count(0)
+def _drop_port_zero(route: Route) -> None:
+    """What apache/airflow#73298 does in the API, done to the request: port 0 means no port."""
+    body = json.loads(route.request.post_data or "{}")
+    if body.get("port") == 0:
+        del body["port"]
+    route.continue_(post_data=json.dumps(body))
+
+
+def _check_port_zero_bug_and_work_around_it(page: Page, connection_id: str) -> None:
+    with page.expect_response("**/api/v2/connections/test") as answer:
+        _press_test(page, connection_id)
+    response = answer.value
+    sent = json.loads(response.request.post_data or "{}")
+    assert (response.status, sent.get("port")) == (400, 0), (
+        f"Airflow {AIRFLOW_VERSION}: expected its port-0 Test bug, got HTTP {response.status} "
+        f"for {sent}: if this Airflow is fixed, raise the version in TEST_BUTTON_SENDS_PORT_ZERO"
+    )
+    assert PORT_ZERO_DETAIL in response.json()["detail"]
+    expect(_toast(page, "Test Connection Failed")).to_contain_text("Bad Request")
+    _wait_for_toasts_to_close(page)
+    page.route("**/api/v2/connections/test", _drop_port_zero)
+
+
+def _wait_for_toasts_to_close(page: Page) -> None:
+    # Airflow's toasts have no close button and leave by themselves (success after ~2 s, errors
+    # after ~5 s); waiting keeps each assertion and screenshot about one toast. A pointer resting
+    # on a toast (Save sits where toasts appear) pauses it, so move the pointer away first.
+    page.mouse.move(1, 1)
+    expect(page.get_by_role("status")).to_have_count(0, timeout=TOAST_TIMEOUT_MS)
 
 
 def test_immuta_connection_form_and_test_button(
@@ -148,19 +185,25 @@ def test_immuta_connection_form_and_test_button(
     expect(dialog).to_have_count(0)
     row = page.get_by_role("row").filter(has_text=CONNECTION_ID)
     expect(row).to_contain_text("immuta")
-    _dismiss_toasts(page)
+    _wait_for_toasts_to_close(page)
+
+    if TEST_BUTTON_SENDS_PORT_ZERO:
+        _check_port_zero_bug_and_work_around_it(page, CONNECTION_ID)
 
     # Test with the right key: Airflow runs ImmutaHook.test_connection() against the emulator.
     requests_before = _emulator_request_count(emulator)
     _press_test(page, CONNECTION_ID)
     success = _toast(page, "Test Connection Successful")
     expect(success).to_be_visible()
+    expect(success).to_contain_text(emulator.url)
+    page.screenshot(
+        path=str(screenshot_dir / "connection-form-test-success.png"), animations="disabled"
+    )
+    expect(_toast(page, "Test Connection Failed")).to_have_count(0)
     assert _emulator_request_count(emulator) > requests_before, (
         "the Test button reported success without a request reaching the emulator"
     )
-    expect(_toast(page, "Test Connection Failed")).to_have_count(0)
-    page.screenshot(path=str(screenshot_dir / "connection-form-test-success.png"))
-    _dismiss_toasts(page)
+    _wait_for_toasts_to_close(page)
 
     # A wrong key: the message must say that Immuta rejected the key, and must not echo it.
     row.get_by_role("button", name="Edit Connection").click()
@@ -169,18 +212,21 @@ def test_immuta_connection_form_and_test_button(
     dialog.get_by_label("API key").fill(WRONG_API_KEY)
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_have_count(0)
-    _dismiss_toasts(page)
+    _wait_for_toasts_to_close(page)
 
     _press_test(page, CONNECTION_ID)
     failure = _toast(page, "Test Connection Failed")
     expect(failure).to_be_visible()
+    page.screenshot(
+        path=str(screenshot_dir / "connection-form-test-failure.png"), animations="disabled"
+    )
     expect(failure).to_contain_text(re.compile(r"API key", re.IGNORECASE))
     expect(failure).to_contain_text(
         re.compile(r"reject|invalid|not accepted|401|unauthori[sz]ed", re.IGNORECASE)
     )
     expect(failure).not_to_contain_text(WRONG_API_KEY)
+    print(f"Test button with a wrong key: {failure.inner_text()!r}")
     expect(_toast(page, "Test Connection Successful")).to_have_count(0)
-    page.screenshot(path=str(screenshot_dir / "connection-form-test-failure.png"))
 
     for name in SCREENSHOT_NAMES:
         shot = screenshot_dir / name
