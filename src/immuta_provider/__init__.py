@@ -33,10 +33,24 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Immuta", "python-modules": ["immuta_provider.hooks.immuta"]}
         ],
         "operators": [
-            {"integration-name": "Immuta", "python-modules": ["immuta_provider.operators.immuta"]}
+            {
+                "integration-name": "Immuta",
+                "python-modules": [
+                    "immuta_provider.operators.immuta",
+                    "immuta_provider.operators.connections",
+                    "immuta_provider.operators.data_objects",
+                    "immuta_provider.operators.task_runs",
+                ],
+            }
         ],
         "sensors": [
-            {"integration-name": "Immuta", "python-modules": ["immuta_provider.sensors.immuta"]}
+            {
+                "integration-name": "Immuta",
+                "python-modules": [
+                    "immuta_provider.sensors.immuta",
+                    "immuta_provider.sensors.connection_health",
+                ],
+            }
         ],
         "triggers": [
             {"integration-name": "Immuta", "python-modules": ["immuta_provider.triggers.immuta"]}

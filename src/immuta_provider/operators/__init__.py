@@ -1,0 +1,65 @@
+"""Immuta operators, importable from here: ``from immuta_provider.operators import ...``.
+
+Each class is imported from its module on first access, so importing this package (which any
+import of an operator module does) costs nothing: a DAG that uses one operator loads one module.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_MODULE_OF = {
+    "ImmutaDataObjectSyncOperator": "immuta_provider.operators.immuta",
+    "ImmutaValidateConnectionOperator": "immuta_provider.operators.connections",
+    "ImmutaActivateConnectionOperator": "immuta_provider.operators.connections",
+    "ImmutaDeactivateConnectionOperator": "immuta_provider.operators.connections",
+    "ImmutaCreateConnectionOperator": "immuta_provider.operators.connections",
+    "ImmutaUpdateConnectionOperator": "immuta_provider.operators.connections",
+    "ImmutaDeleteConnectionOperator": "immuta_provider.operators.connections",
+    "ImmutaSearchDataObjectsOperator": "immuta_provider.operators.data_objects",
+    "ImmutaDeleteDataObjectOperator": "immuta_provider.operators.data_objects",
+    "ImmutaCancelTaskRunOperator": "immuta_provider.operators.task_runs",
+}
+
+__all__ = [
+    "ImmutaActivateConnectionOperator",
+    "ImmutaCancelTaskRunOperator",
+    "ImmutaCreateConnectionOperator",
+    "ImmutaDataObjectSyncOperator",
+    "ImmutaDeactivateConnectionOperator",
+    "ImmutaDeleteConnectionOperator",
+    "ImmutaDeleteDataObjectOperator",
+    "ImmutaSearchDataObjectsOperator",
+    "ImmutaUpdateConnectionOperator",
+    "ImmutaValidateConnectionOperator",
+]
+
+if TYPE_CHECKING:
+    from immuta_provider.operators.connections import (
+        ImmutaActivateConnectionOperator,
+        ImmutaCreateConnectionOperator,
+        ImmutaDeactivateConnectionOperator,
+        ImmutaDeleteConnectionOperator,
+        ImmutaUpdateConnectionOperator,
+        ImmutaValidateConnectionOperator,
+    )
+    from immuta_provider.operators.data_objects import (
+        ImmutaDeleteDataObjectOperator,
+        ImmutaSearchDataObjectsOperator,
+    )
+    from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
+    from immuta_provider.operators.task_runs import ImmutaCancelTaskRunOperator
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
