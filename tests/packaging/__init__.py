@@ -1,0 +1,1 @@
+"""Release tests: build, twine check, install the wheel into a clean Airflow."""
