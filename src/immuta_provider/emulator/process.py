@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -35,8 +36,12 @@ class EmulatorStartError(RuntimeError):
 class EmulatorAdmin:
     """A small client of the admin API (``/_emulator/``) of one emulator."""
 
-    def __init__(self, url: str, *, verify: bool | str = True, timeout: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, verify: bool | str | ssl.SSLContext = True, timeout: float = 30.0
+    ) -> None:
         self.url = url.rstrip("/")
+        if isinstance(verify, str):  # a CA bundle, e.g. the emulator's self-signed certificate
+            verify = ssl.create_default_context(cafile=verify)
         self.http = httpx.Client(base_url=f"{self.url}/_emulator/", verify=verify, timeout=timeout)
 
     def close(self) -> None:
@@ -185,7 +190,7 @@ def _child_env(env: dict[str, str] | None) -> dict[str, str]:
 def start_emulator(
     *,
     startup_timeout: float = 60.0,
-    verify: bool | str | None = None,
+    verify: bool | str | ssl.SSLContext | None = None,
     env: dict[str, str] | None = None,
     log_dir: str | Path | None = None,
     **settings: Any,
