@@ -400,14 +400,25 @@ class AirflowCluster:
         )
         response.raise_for_status()
 
+    def _task_log_folder(self, dag_id: str, run_id: str, task_id: str) -> Path:
+        return self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
-        """The task's own log file for one try (LocalExecutor writes under AIRFLOW_HOME/logs)."""
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        parts = [
-            path.read_text(errors="replace")
-            for path in sorted(folder.glob(f"attempt={try_number}*"))
-        ]
-        return "\n".join(parts)
+        """The task's own log for one try (LocalExecutor writes under AIRFLOW_HOME/logs)."""
+        path = self._task_log_folder(dag_id, run_id, task_id) / f"attempt={try_number}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def trigger_logs(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int
+    ) -> dict[int, str]:
+        """What each triggerer logged while running the task's trigger, by triggerer job id."""
+        folder = self._task_log_folder(dag_id, run_id, task_id)
+        logs = {}
+        for path in folder.glob(f"attempt={try_number}.log.trigger.*.log"):
+            job_id = path.name.rsplit(".", 2)[-2]
+            if job_id.isdigit():
+                logs[int(job_id)] = path.read_text(errors="replace")
+        return logs
 
     # ---- diagnostics for failing waits --------------------------------------------------------
 

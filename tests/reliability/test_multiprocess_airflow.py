@@ -34,7 +34,8 @@ import pytest
 from .airflow_cluster import AirflowCluster, running_cluster, wait_until
 from .postgres import free_port, running_postgres
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Every wait inside is bounded; this is the backstop (cluster start-up counts in the first test).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
 API_KEY = "reliability-api-key"
 # The Immuta connections synced by the DAGs in dags/reliability_dags.py (not imported from there:
@@ -43,11 +44,14 @@ TRIGGERER_LOSS_KEY = "reliability-triggerer-loss"
 TASK_PROCESS_KILL_KEY = "snowflake-prod"
 WORKER_KILL_KEY = "databricks-analytics"
 MARK_FAILED_KEY = "reliability-mark-failed"
+DEADLINE_KEY = "reliability-deadline"
+DEADLINE_TIMEOUT_SECONDS = 25
 TASK = "sync"
 ACTIVE = {"PENDING", "RUNNING"}
 CANCEL_STATES = {"CANCELING", "CANCELED"}
 DAG_IDS = (
     "reliability_triggerer_loss",
+    "reliability_deadline_after_move",
     "reliability_task_process_kill",
     "reliability_worker_kill",
     "reliability_mark_failed",
@@ -277,7 +281,8 @@ def test_triggerer_loss_moves_the_sync_without_cancelling_or_resetting_it(
     reliability_figures: dict[str, dict[str, Any]],
 ) -> None:
     dag_id, key = "reliability_triggerer_loss", TRIGGERER_LOSS_KEY
-    sync_seconds = 45.0
+    # Long enough to outlast a kill and a takeover (~5 s each way) with room to spare.
+    sync_seconds = 35.0
     emulator.create_connection(key)
     emulator.set_sync_duration(key, sync_seconds)
     run_id = cluster.trigger_dag(dag_id)
@@ -356,6 +361,12 @@ def test_triggerer_loss_moves_the_sync_without_cancelling_or_resetting_it(
     assert emulator.cancel_count(key) == 0
     remaining = [row for row in cluster.triggers() if row["id"] == trigger_id]
     assert not remaining or remaining[0]["kwargs"]["deadline"] == deadline_before
+    # The triggerers' own logs of this trigger: started on both, fired only by the survivor.
+    trigger_logs = cluster.trigger_logs(dag_id, run_id, TASK, 1)
+    assert set(trigger_logs) == {holder_job, survivor.job_id}, sorted(trigger_logs)
+    assert "starting" in trigger_logs[holder_job]
+    assert "Trigger fired event" not in trigger_logs[holder_job]
+    assert "Trigger fired event" in trigger_logs[survivor.job_id]
 
     reliability_figures["triggerer_loss"] = {
         "killed": f"{holder.name} (job {holder_job}, process group {holder.pid})",
@@ -374,6 +385,83 @@ def test_triggerer_loss_moves_the_sync_without_cancelling_or_resetting_it(
     print(f"\ntriggerer loss: {reliability_figures['triggerer_loss']}")
 
 
+def test_deadline_survives_the_triggerer_move_and_the_run_is_cancelled_at_timeout(
+    cluster: AirflowCluster,
+    emulator: EmulatorProcess,
+    reliability_figures: dict[str, dict[str, Any]],
+) -> None:
+    """The deadline is kept in wall-clock time: after a move it fires when it was due, not later."""
+    dag_id, key = "reliability_deadline_after_move", DEADLINE_KEY
+    emulator.create_connection(key)
+    emulator.set_sync_duration(key, 180.0)  # far longer than the task's timeout
+    run_id = cluster.trigger_dag(dag_id)
+    ti = cluster.wait_for_task_state(dag_id, run_id, TASK, {"deferred"}, timeout=120)
+    trigger_id = int(ti["trigger"]["id"])
+    holder_job = wait_until(
+        "a triggerer to take the trigger", lambda: holder_of(cluster, dag_id, run_id), timeout=60
+    )
+    holder = next(c for c in cluster.components.values() if c.job_id == holder_job)
+    immuta_task, immuta_run = emulator.only_run(key)
+    polls = emulator.poll_count(key, immuta_task["taskId"])
+    wait_until(
+        "the trigger to poll Immuta",
+        lambda: emulator.poll_count(key, immuta_task["taskId"]) >= polls + 2,
+        timeout=30,
+    )
+    before = trigger_row(cluster, trigger_id)
+    deadline = float(before["kwargs"]["deadline"])
+    assert deadline - time.time() > 10, "too little time left before the deadline to move"
+
+    killed_at = time.monotonic()
+    holder.kill_group()
+
+    def moved() -> int | None:
+        job = holder_of(cluster, dag_id, run_id)
+        return job if job not in (None, holder_job) else None
+
+    new_holder = wait_until("another triggerer to take over", moved, timeout=60, interval=0.2)
+    takeover_seconds = time.monotonic() - killed_at
+
+    def cancelled() -> dict[str, Any] | None:
+        _, run = emulator.only_run(key)
+        return run if run["status"] in CANCEL_STATES else None
+
+    run_cancelled = wait_until(
+        "the run to be cancelled at the deadline",
+        cancelled,
+        timeout=max(deadline - time.time(), 0) + 60,
+        interval=0.25,
+        on_timeout=cluster.diagnostics,
+    )
+    lateness = time.time() - deadline
+    ti = cluster.wait_for_task_state(dag_id, run_id, TASK, {"failed", "success"}, timeout=60)
+    after = [row for row in cluster.triggers() if row["id"] == trigger_id]
+
+    assert ti["state"] == "failed"
+    assert ti["try_number"] == 1
+    assert emulator.tasks_created(key) == 1
+    assert emulator.cancel_count(key) >= 1
+    assert run_cancelled["runId"] == immuta_run["runId"]
+    assert not after or float(after[0]["kwargs"]["deadline"]) == deadline
+    # Not before the deadline; and well under the takeover time after it (a deadline restarted
+    # by the new triggerer would fire `takeover_seconds` + the time already waited too late).
+    assert lateness > -1.0, f"cancelled {-lateness:.1f}s before the deadline"
+    assert lateness < 8.0, f"cancelled {lateness:.1f}s after the deadline"
+
+    reliability_figures["deadline_after_move"] = {
+        "timeout_seconds": DEADLINE_TIMEOUT_SECONDS,
+        "killed": f"{holder.name} (job {holder_job})",
+        "took_over": f"job {new_holder}",
+        "takeover_seconds": round(takeover_seconds, 1),
+        "remote_cancel_after_deadline_seconds": round(lateness, 1),
+        "run_status_seen": run_cancelled["status"],
+        "tasks_created": emulator.tasks_created(key),
+        "cancel_requests": emulator.cancel_count(key),
+        "airflow_task": f"{ti['state']} on try {ti['try_number']}",
+    }
+    print(f"\ndeadline after move: {reliability_figures['deadline_after_move']}")
+
+
 @pytest.mark.parametrize(
     "victim",
     [
@@ -390,11 +478,12 @@ def test_worker_kill_retry_reattaches_to_the_same_run(
     emulator: EmulatorProcess,
     reliability_figures: dict[str, dict[str, Any]],
 ) -> None:
+    # The run must outlast the time Airflow needs to start the retry: ~2 s when the supervisor
+    # reports the loss, the heartbeat timeout (12 s) and a little more when nobody does.
     if victim == "task_process":
-        dag_id, key = "reliability_task_process_kill", TASK_PROCESS_KILL_KEY
+        dag_id, key, sync_seconds = "reliability_task_process_kill", TASK_PROCESS_KILL_KEY, 25.0
     else:
-        dag_id, key = "reliability_worker_kill", WORKER_KILL_KEY
-    sync_seconds = 60.0
+        dag_id, key, sync_seconds = "reliability_worker_kill", WORKER_KILL_KEY, 40.0
     emulator.set_sync_duration(key, sync_seconds)
     run_id = cluster.trigger_dag(dag_id)
     cluster.wait_for_task_state(dag_id, run_id, TASK, {"running"}, timeout=120)

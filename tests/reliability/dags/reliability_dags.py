@@ -23,6 +23,9 @@ TRIGGERER_LOSS_KEY = "reliability-triggerer-loss"
 TASK_PROCESS_KILL_KEY = "snowflake-prod"
 WORKER_KILL_KEY = "databricks-analytics"
 MARK_FAILED_KEY = "reliability-mark-failed"
+DEADLINE_KEY = "reliability-deadline"
+# Short enough to pass while the test waits, long enough for a triggerer to die and be replaced.
+DEADLINE_TIMEOUT_SECONDS = 25
 
 with DAG("reliability_triggerer_loss", schedule=None, start_date=START, catchup=False):
     ImmutaDataObjectSyncOperator(
@@ -31,6 +34,16 @@ with DAG("reliability_triggerer_loss", schedule=None, start_date=START, catchup=
         deferrable=True,
         poll_interval=1,
         timeout=TIMEOUT_SECONDS,
+    )
+
+with DAG("reliability_deadline_after_move", schedule=None, start_date=START, catchup=False):
+    ImmutaDataObjectSyncOperator(
+        task_id="sync",
+        connection_key=DEADLINE_KEY,
+        deferrable=True,
+        poll_interval=1,
+        timeout=DEADLINE_TIMEOUT_SECONDS,
+        cancel_on_kill=True,
     )
 
 for dag_id, connection_key in (
