@@ -49,6 +49,8 @@ _SECRET_KEY_FRAGMENTS = (
 def looks_secret(key: str) -> bool:
     """Whether a configuration key names a secret (``password``, ``privateKey``, ``token``...)."""
     normalized = key.lower().replace("_", "").replace("-", "")
+    if normalized.endswith(("url", "uri")):  # tokenUrl, secretManagerUri: addresses, not secrets
+        return False
     return any(fragment in normalized for fragment in _SECRET_KEY_FRAGMENTS)
 
 
@@ -114,7 +116,7 @@ def health_summary(connection: Connection) -> dict[str, Any]:
         if status is None:
             problems.append(f"{name}: Immuta reported no health for this enabled component")
         elif message:
-            problems.append(f"{name}: {status} - {message}")
+            problems.append(f"{name}: {status} - {message.rstrip('. ')}")
         else:
             problems.append(f"{name}: {status}")
     return {

@@ -555,6 +555,7 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
             self.connection_key,
             self.hook.connection_url(self.connection_key),
         )
+        self._push_link(context)  # the connection link, even if the deletion is refused
         if self.deactivate_first:
             self._deactivate(client)
         immuta_task_id = self._start_deletion(client)

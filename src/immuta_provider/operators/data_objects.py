@@ -182,6 +182,7 @@ class ImmutaDeleteDataObjectOperator(ImmutaTaskRunWaitingOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Start the deletion and wait for it as configured."""
         client = self.hook.get_client()
+        self._push_link(context)  # the connection link, even if the deletion is refused
         immuta_task_id = self._start_deletion(client)
         run = latest_run(client.list_task_runs(self.connection_key, immuta_task_id))
         self._immuta_task_id = immuta_task_id

@@ -81,6 +81,7 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
         from immuta_provider.client.errors import ImmutaConflictError
 
         client = self.hook.get_client()
+        self._push_connection_link(context, self.immuta_task_id)
         run_id = self.run_id or None
         run = fetch_run(client, self.connection_key, self.immuta_task_id, run_id)
         if run is None:
@@ -89,7 +90,6 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
                 self.immuta_task_id,
                 self.connection_key,
             )
-            self._push_connection_link(context, self.immuta_task_id)
             return {
                 "connection_key": self.connection_key,
                 "immuta_task_id": self.immuta_task_id,
