@@ -45,6 +45,14 @@ def test_fixture_gives_url_key_and_a_reset_emulator(emulator: RunningEmulator) -
     assert emulator.admin.faults() == []
 
 
+def test_admin_is_also_a_plain_httpx_client(emulator: RunningEmulator) -> None:
+    assert isinstance(emulator.admin, httpx.Client)
+    assert emulator.admin.get("counters").json() == emulator.admin.counters()
+    assert emulator.admin.get("/health").json()["status"] == "ok"
+    fault_id = emulator.admin.post("faults", json={"status": 503, "path": "^/x$"}).json()["id"]
+    assert [f["id"] for f in emulator.admin.faults()] == [fault_id]
+
+
 def test_port_zero_prints_the_real_port_and_sigterm_exits_zero(tmp_path: Path) -> None:
     running = start_emulator(seed="none", log_dir=tmp_path)
     try:
