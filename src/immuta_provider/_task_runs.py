@@ -236,7 +236,7 @@ class RunWatch:
         elif status == "CANCELED":
             who = run.canceled_by or "unknown (not reported by Immuta)"
             message += f": canceled by {who}"
-        return message + "."
+        return message if message.endswith(".") else message + "."
 
     def observe_error(self, exc: BaseException) -> dict[str, Any] | None:
         """Take in a failed fetch. Transient errors are tolerated up to the configured count.

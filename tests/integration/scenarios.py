@@ -1,0 +1,47 @@
+"""Names and timings shared by the scenario DAGs (dags/) and the tests that check them.
+
+No Airflow import here: the test module reads these without defining any DAG.
+Each scenario has its own Immuta connection on the emulator, so the emulator's per-connection
+counters and runs tell the scenarios apart.
+"""
+
+from __future__ import annotations
+
+POLL_INTERVAL = 0.25
+SYNC_SECONDS = 1.0  # how long an ordinary emulator sync takes
+TIMEOUT_SECONDS = 2.0  # the operator's timeout in the timeout scenarios
+LONG_SYNC_SECONDS = 60.0  # syncs that the test cancels from outside long before they end
+
+OPERATOR_DAG = "it_sync_operator"
+SENSOR_DAG = "it_task_run_sensor"
+
+# Operator scenarios (connections created by the test, except the demo seed's UNHEALTHY one).
+SYNC_BLOCKING = "it-sync-blocking"
+SYNC_DEFERRED = "it-sync-deferred"
+FAILING = "snowflake-legacy"  # demo seed: its syncs end FAILED with CONNECTION_AUTH_FAILED
+FAILING_CODE = "CONNECTION_AUTH_FAILED"
+REATTACH = "it-reattach"
+STUCK_BLOCKING = "it-stuck-blocking"
+STUCK_DEFERRED = "it-stuck-deferred"
+CANCEL_BLOCKING = "it-cancel-blocking"
+CANCEL_DEFERRED = "it-cancel-deferred"
+
+# Sensor scenarios.
+SENSOR_POKE = "it-sensor-poke"
+SENSOR_RESCHEDULE = "it-sensor-reschedule"
+SENSOR_DEFERRED = "it-sensor-deferred"
+
+CREATED_CONNECTIONS = (
+    SYNC_BLOCKING,
+    SYNC_DEFERRED,
+    REATTACH,
+    STUCK_BLOCKING,
+    STUCK_DEFERRED,
+    CANCEL_BLOCKING,
+    CANCEL_DEFERRED,
+    SENSOR_POKE,
+    SENSOR_RESCHEDULE,
+    SENSOR_DEFERRED,
+)
+STUCK = (STUCK_BLOCKING, STUCK_DEFERRED)
+CANCELLED_FROM_OUTSIDE = (CANCEL_BLOCKING, CANCEL_DEFERRED)
