@@ -6,7 +6,6 @@ our own light modules; the hook, the HTTP client and the trigger are imported wh
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -116,11 +115,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                 return {"connection_key": self.connection_key, "immuta_task_id": task.task_id}
             return run_summary(self.connection_key, task.task_id, run)
 
-        started_at = time.time()
-        deadline = started_at + self.timeout if self.timeout is not None else None
-        if self.deferrable and not (run is not None and run.is_terminal):
-            self._defer(task.task_id, run, deadline, started_at)
-        return self._wait(client, task.task_id, run, deadline, started_at)
+        return self._wait_or_defer(client, task.task_id, run)
 
     def _start_or_attach(self, client: ImmutaClient) -> tuple[Task, TaskRun | None]:
         if self.reuse_running_sync:
