@@ -71,10 +71,9 @@ class EmulatorMiddleware:
                 return
             scope[PRINCIPAL_SCOPE_KEY] = principal
             emulator.state.tick()
-            if method == "GET" and await self._fast_get_run(path, send):
-                return
         try:
-            await self.app(scope, receive, send)
+            if method != "GET" or not await self._fast_get_run(path, send):
+                await self.app(scope, receive, send)
         finally:
             emulator.save()
 

@@ -665,16 +665,13 @@ class State:
         self.tick()  # a zero-duration sync is complete at once
         return task
 
-    def _task_run(self, connection_key: str, task_id: str, run_id: str) -> RunRecord:
+    def get_run(self, connection_key: str, task_id: str, run_id: str) -> RunRecord:
+        """A run of a task, or a 404."""
         task = self.get_task(connection_key, task_id)
         run = self.runs.get(run_id)
         if run is None or run.task_id != task.id:
             raise ApiError(404, f"Task run '{run_id}' not found for task '{task_id}'.")
         return run
-
-    def get_run(self, connection_key: str, task_id: str, run_id: str) -> RunRecord:
-        """A run of a task, or a 404."""
-        return self._task_run(connection_key, task_id, run_id)
 
     def list_runs(
         self,
@@ -704,7 +701,7 @@ class State:
 
         Child tasks of the run's task are cancelled with it.
         """
-        run = self._task_run(connection_key, task_id, run_id)
+        run = self.get_run(connection_key, task_id, run_id)
         if run.status in TERMINAL_STATUSES:
             raise ApiError(
                 409,
