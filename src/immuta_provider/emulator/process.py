@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -104,15 +105,22 @@ class EmulatorAdmin(httpx.Client):
 
 
 class RunningEmulator:
-    """A started emulator process: its URL, API key, admin client and log file."""
+    """A started emulator process: its URL, API key, admin client, output and access log."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], url: str, api_key: str, log_path: Path, **kw: Any
+        self,
+        process: subprocess.Popen[bytes],
+        url: str,
+        api_key: str,
+        log_path: Path,
+        access_log: Path | None = None,
+        **kw: Any,
     ) -> None:
         self.process = process
         self.url = url
         self.api_key = api_key
         self.log_path = log_path
+        self.access_log = access_log
         self.admin = EmulatorAdmin(url, **kw)
 
     @property
@@ -225,7 +233,15 @@ def start_emulator(
             if time.monotonic() > deadline:
                 raise EmulatorStartError(f"emulator did not start in {startup_timeout} s:\n{text}")
             time.sleep(0.02)
-        running = RunningEmulator(process, url, api_key, log_path, verify=verify)
+        access_log = settings.get("access_log")
+        running = RunningEmulator(
+            process,
+            url,
+            api_key,
+            log_path,
+            Path(access_log) if access_log is not None else None,
+            verify=verify,
+        )
         _wait_healthy(running, deadline)
         return running
     except BaseException:
@@ -250,9 +266,14 @@ def _wait_healthy(running: RunningEmulator, deadline: float) -> None:
 
 @contextmanager
 def run_emulator(**options: Any) -> Iterator[RunningEmulator]:
-    """Start an emulator (options of ``start_emulator``), yield it, stop it (SIGTERM, then kill)."""
+    """Start an emulator (options of ``start_emulator``), yield it, stop it (SIGTERM, then kill).
+
+    Without ``log_dir``, the process output goes to a temporary directory removed at the end.
+    """
     running = start_emulator(**options)
     try:
         yield running
     finally:
         running.stop()
+        if options.get("log_dir") is None:  # our own temporary directory
+            shutil.rmtree(running.log_path.parent, ignore_errors=True)

@@ -109,7 +109,7 @@ def test_access_log_never_holds_the_key(tmp_path: Path) -> None:
     with run_emulator(
         seed="demo", api_keys=[CANARY], access_log=access_log, log_dir=tmp_path
     ) as running:
-        assert running.api_key == CANARY
+        assert running.api_key == CANARY and running.access_log == access_log
         for key in (CANARY, "wrong"):
             httpx.get(f"{running.url}/api/connections", headers={"Authorization": f"Bearer {key}"})
         httpx.get(
@@ -217,3 +217,11 @@ def test_module_and_console_script_entry_points_agree() -> None:
     assert helped.returncode == 0
     for flag in ("--state-file", "--faults", "--seed-objects", "--sync-duration", "--access-log"):
         assert flag in helped.stdout
+
+
+def test_run_emulator_removes_its_own_temporary_directory() -> None:
+    with run_emulator(seed="none") as running:
+        directory = running.log_path.parent
+        assert "listening on" in running.log()
+    assert running.returncode == 0
+    assert not directory.exists()
