@@ -158,6 +158,29 @@ def test_changelog_has_a_section_for_this_version() -> None:
     assert re.search(rf"^\[{re.escape(version)}\]: https://", changelog, re.MULTILINE)
 
 
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;]+)", line)
+        if match:
+            pins[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return pins
+
+
+def test_docs_pins_agree_with_the_airflow_lock() -> None:
+    """requirements/docs.txt installs into the same .venv: a shared package has one version."""
+    lock = _pins(AIRFLOW_LOCK)
+    docs = _pins(REPO_ROOT / "requirements" / "docs.txt")
+    assert "mkdocs" in docs
+    differing = {name: (docs[name], lock[name]) for name in docs.keys() & lock.keys()}
+    differing = {name: pair for name, pair in differing.items() if pair[0] != pair[1]}
+    assert not differing, (
+        f"docs.txt and airflow-3.3.txt pin these differently (docs, lock): {differing}; re-run "
+        "uv pip compile --python 3.11 requirements/docs.in -c requirements/airflow-3.3.txt "
+        "-o requirements/docs.txt"
+    )
+
+
 def test_wheel_in_a_clean_airflow_venv_registers_provider_and_connection_type(
     dist_dir: Path, tmp_path: Path
 ) -> None:
