@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 LOCK := requirements/airflow-3.3.txt
 LINT_PATHS := $(wildcard src tests example_dags benchmarks scripts)
 
-.PHONY: install test lint typecheck unit demo clean docs browser-deps
+.PHONY: install test lint typecheck unit demo clean docs browser-deps bench
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,20 @@ browser-deps:
 
 test: install lint typecheck docs browser-deps
 	$(BIN)/pytest -q
+
+# Benchmarks (benchmarks/README.md): a separate venv with the peer providers we compare against,
+# so that `make test` never depends on them. Prints a table, writes benchmarks/results/latest.json.
+BENCH_VENV := .venv-bench
+BENCH_LOCK := requirements/bench.txt
+
+$(BENCH_VENV)/.installed: $(BIN)/uv $(BENCH_LOCK) pyproject.toml
+	$(BIN)/uv venv -q --allow-existing --python $(PYTHON) $(BENCH_VENV)
+	$(BIN)/uv pip install -q --python $(BENCH_VENV)/bin/python -r $(BENCH_LOCK)
+	$(BIN)/uv pip install -q --python $(BENCH_VENV)/bin/python --no-deps -e .
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 demo: install
 	$(BIN)/python -m scripts.demo

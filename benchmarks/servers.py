@@ -264,6 +264,10 @@ class ServerProcess:
         result: dict[str, Any] = response.json()
         return result
 
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An ``httpx.Response`` from the server (admin calls)."""
+        return self._http.request(method, path, **kwargs)
+
     def reset_stats(self) -> None:
         """Zero the counters (before a measured phase)."""
         self._http.post("/_bench/reset").raise_for_status()

@@ -1,0 +1,552 @@
+"""2. A triggerer's worth of waiting triggers, over TLS.
+
+``count`` triggers run in one event loop (as in one triggerer process), each waiting on its own
+remote run that finishes ``run_duration`` seconds after it was created, against a server in another
+process. Three variants, each in a fresh process so that CPU time and peak RSS are its own:
+
+* ``ours``: ``ImmutaTaskRunTrigger`` as shipped (one shared client and keep-alive pool);
+* ``per_poll_client``: the same trigger logic, but every poll opens a new ``AsyncImmutaClient`` and
+  closes it (the pattern of the dbt Cloud and Fivetran triggers), via a hook subclass;
+* ``dbt``: the dbt Cloud provider's ``DbtCloudRunJobTrigger`` against :mod:`benchmarks.dbt_stub`.
+
+Measured in the variant's process over the fleet phase only: CPU seconds (``time.process_time``),
+RSS growth (sampled ``VmRSS`` peak minus the RSS before the triggers were made), and for each
+trigger the time its event came out minus the time its run finished (detection latency). The
+server counts the polls and the TLS connections (:mod:`benchmarks.servers`).
+
+Triggers start spread evenly over one poll interval, as triggers of a real triggerer are: a fleet
+that starts in lock-step polls in bursts, which no triggerer does for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gc
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import Row, SectionResult
+from benchmarks.servers import ServerProcess, free_port
+from benchmarks.tls import TLSFiles
+
+VARIANTS = ("ours", "per_poll_client", "dbt")
+CONNECTION_KEY = "snowflake-prod"  # ACTIVE in the emulator's demo seed
+DBT_ACCOUNT_ID = 1
+DBT_TOKEN = "dbt-bench-token"
+API_KEY = "immuta-bench-key"
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+# ------------------------------------------------------------------- the variant process
+
+
+async def _create_immuta_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    from immuta_provider.client import AsyncImmutaClient
+
+    semaphore = asyncio.Semaphore(16)
+    async with AsyncImmutaClient(
+        config["url"], config["api_key"], verify=config["ca_cert"]
+    ) as client:
+
+        async def one() -> tuple[str, str]:
+            async with semaphore:
+                task = await client.create_task(CONNECTION_KEY)
+                page = await client.list_task_runs(CONNECTION_KEY, task.task_id).get_page()
+                return task.task_id, page.items[0].run_id
+
+        return list(await asyncio.gather(*(one() for _ in range(config["count"]))))
+
+
+def _per_poll_trigger_class() -> type[Any]:
+    """``ImmutaTaskRunTrigger`` whose hook hands out a client that is rebuilt for every call."""
+    from immuta_provider.client import AsyncImmutaClient
+    from immuta_provider.hooks.immuta import ImmutaHook
+    from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
+
+    class ClientPerCall:
+        """Quacks like ``AsyncImmutaClient``; each method call opens and closes a new one."""
+
+        def __init__(self, client_kwargs: dict[str, Any]) -> None:
+            self._client_kwargs = client_kwargs
+
+        def __getattr__(self, name: str) -> Any:
+            async def call(*args: Any, **kwargs: Any) -> Any:
+                async with AsyncImmutaClient(**self._client_kwargs) as client:
+                    return await getattr(client, name)(*args, **kwargs)
+
+            return call
+
+    class PerPollHook(ImmutaHook):
+        @asynccontextmanager
+        async def shared_async_client(self) -> AsyncIterator[Any]:  # type: ignore[override]
+            settings = await self.aget_settings()
+            yield ClientPerCall(settings.client_kwargs())
+
+    class PerPollClientTrigger(ImmutaTaskRunTrigger):
+        def _hook(self) -> Any:
+            return PerPollHook(immuta_conn_id=self.immuta_conn_id)
+
+    return PerPollClientTrigger
+
+
+def _trigger_factory(config: dict[str, Any]) -> Callable[[list[Any]], list[Any]]:
+    """Import the variant's trigger class (before the runs are made) and return a builder."""
+    deadline = time.time() + config["run_duration"] + 300
+    if config["variant"] == "dbt":
+        from airflow.providers.dbt.cloud.triggers.dbt import DbtCloudRunJobTrigger
+
+        def build_dbt(runs: list[Any]) -> list[Any]:
+            return [
+                DbtCloudRunJobTrigger(
+                    conn_id="dbt_cloud_default",
+                    run_id=run["id"],
+                    end_time=deadline,
+                    poll_interval=config["poll_interval"],
+                    account_id=DBT_ACCOUNT_ID,
+                )
+                for run in runs
+            ]
+
+        return build_dbt
+    if config["variant"] == "ours":
+        from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
+
+        trigger_class: type[Any] = ImmutaTaskRunTrigger
+    else:
+        trigger_class = _per_poll_trigger_class()
+    # Everything a first poll would import, so the phase measures polling, not imports.
+    import immuta_provider.hooks.immuta  # noqa: F401
+
+    def build_ours(runs: list[Any]) -> list[Any]:
+        return [
+            trigger_class(
+                immuta_conn_id="immuta_default",
+                connection_key=CONNECTION_KEY,
+                immuta_task_id=task_id,
+                run_id=run_id,
+                poll_interval=config["poll_interval"],
+                deadline=deadline,
+            )
+            for task_id, run_id in runs
+        ]
+
+    return build_ours
+
+
+async def _drive(
+    triggers: list[Any], poll_interval: float, time_limit: float
+) -> tuple[list[tuple[float, dict[str, Any]] | None], int]:
+    """Run every trigger until its first event; starts spread over one poll interval."""
+    events: list[tuple[float, dict[str, Any]] | None] = [None] * len(triggers)
+    peak = _rss_kib()
+    done = asyncio.Event()
+
+    async def sample_rss() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _rss_kib())
+            await asyncio.sleep(0.5)
+
+    async def one(index: int, trigger: Any) -> None:
+        await asyncio.sleep(index * poll_interval / len(triggers))
+        generator = trigger.run()
+        try:
+            event = await generator.__anext__()
+        finally:
+            await generator.aclose()
+        events[index] = (time.time(), dict(event.payload))
+
+    sampler = asyncio.ensure_future(sample_rss())
+    tasks = [asyncio.ensure_future(one(i, t)) for i, t in enumerate(triggers)]
+    try:
+        # A fleet that cannot keep up is a result too: stop it at the limit and report.
+        _, pending = await asyncio.wait(tasks, timeout=time_limit)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        done.set()
+        await sampler
+    return events, max(peak, _rss_kib())
+
+
+def _apply_experiment(config: dict[str, Any]) -> None:
+    """What-if switches for profiling sessions (``experiment`` in the config); none by default."""
+    limit = (config.get("experiment") or {}).get("httpx_pool_limit")
+    if limit:
+        import httpx
+
+        original = httpx.AsyncClient.__init__
+
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault(
+                "limits", httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+            )
+            original(self, *args, **kwargs)
+
+        httpx.AsyncClient.__init__ = init  # type: ignore[method-assign]
+    gate = (config.get("experiment") or {}).get("in_flight_limit")
+    if gate:
+        import httpx
+
+        send = httpx.AsyncClient.send
+        semaphores: dict[int, asyncio.Semaphore] = {}
+
+        async def gated_send(self: Any, *args: Any, **kwargs: Any) -> Any:
+            semaphore = semaphores.setdefault(id(self), asyncio.Semaphore(gate))
+            async with semaphore:
+                return await send(self, *args, **kwargs)
+
+        httpx.AsyncClient.send = gated_send  # type: ignore[method-assign]
+
+
+def _variant_main(config: dict[str, Any]) -> dict[str, Any]:
+    import httpx
+
+    _apply_experiment(config)
+
+    # Logging as a triggerer has it: INFO and up, formatted, to a file.
+    logging.basicConfig(
+        filename=config["log_file"],
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        force=True,
+    )
+    admin = httpx.Client(base_url=config["url"], verify=config["ca_cert"], timeout=30)
+    build_triggers = _trigger_factory(config)
+    created_at = time.time()
+    if config["variant"] == "dbt":
+        created = admin.post(
+            "/_stub/runs", json={"count": config["count"], "duration": config["run_duration"]}
+        ).json()["runs"]
+        finishes = {run["id"]: run["finishes_at"] for run in created}
+        runs: list[Any] = created
+    else:
+        runs = asyncio.run(_create_immuta_runs(config))
+    creation_s = time.time() - created_at
+    triggers = build_triggers(runs)
+    gc.collect()
+    rss_before = _rss_kib()
+    admin.post("/_bench/reset").raise_for_status()
+    server_cpu_before = _process_cpu(config["server_pid"])
+    profiler = _start_profiler(config)
+    cpu_before, wall_before = time.process_time(), time.perf_counter()
+    events, peak_kib = asyncio.run(
+        _drive(triggers, config["poll_interval"], config["run_duration"] + 120)
+    )
+    cpu = time.process_time() - cpu_before
+    _stop_profiler(profiler, config)
+    wall = time.perf_counter() - wall_before
+    server_cpu = _process_cpu(config["server_pid"]) - server_cpu_before
+    stats = admin.get("/_bench/stats").json()
+    admin.close()
+
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    for item in events:
+        if item is None:
+            statuses["no event"] = statuses.get("no event", 0) + 1
+            continue
+        at, payload = item
+        status = str(payload.get("status"))
+        statuses[status] = statuses.get(status, 0) + 1
+        if config["variant"] == "dbt":
+            finished = finishes.get(payload.get("run_id"))
+        else:
+            finished = _epoch((payload.get("run") or {}).get("completed_at"))
+        if finished is not None and status == "success":
+            latencies.append(at - finished)
+    poll_route = [route for route in stats["requests"] if "/runs/{id}" in route]
+    polls = sum(stats["requests"][route] for route in poll_route)
+    return {
+        "variant": config["variant"],
+        "triggers": len(triggers),
+        "statuses": statuses,
+        "cpu_s": cpu,
+        "run_creation_s": creation_s,
+        "wall_s": wall,
+        "polls": polls,
+        "requests": stats["requests"],
+        "connections": stats["connections"],
+        "server_cpu_s": server_cpu,
+        "rss_before_mib": rss_before / 1024,
+        "rss_growth_mib": (peak_kib - rss_before) / 1024,
+        "latencies_s": sorted(latencies),
+        "example_event": events[0][1] if events[0] else None,
+    }
+
+
+def _start_profiler(config: dict[str, Any]) -> Any:
+    if not config.get("profile_dir"):
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    return profiler
+
+
+def _stop_profiler(profiler: Any, config: dict[str, Any]) -> None:
+    if profiler is None:
+        return
+    profiler.stop()
+    directory = Path(config["profile_dir"])
+    directory.mkdir(parents=True, exist_ok=True)
+    for suffix, show_all in (("txt", False), ("full.txt", True)):
+        (directory / f"fleet-{config['variant']}.{suffix}").write_text(
+            profiler.output_text(unicode=False, color=False, show_all=show_all)
+        )
+
+
+def _process_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------- the benchmark process
+
+
+def run_variant(python: str, env: dict[str, str], config: dict[str, Any]) -> dict[str, Any]:
+    """Run one variant in a fresh process; its JSON result."""
+    out = Path(config["out"])
+    completed = subprocess.run(
+        [python, "-m", "benchmarks.fleet", json.dumps(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=config["run_duration"] + 400,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if completed.returncode != 0 or not out.exists():
+        raise RuntimeError(
+            f"fleet variant {config['variant']} failed ({completed.returncode}):\n"
+            + completed.stderr[-3000:]
+        )
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    return values[min(len(values) - 1, round(fraction * (len(values) - 1)))]
+
+
+def summarize(results: dict[str, dict[str, Any]], poll_interval: float) -> SectionResult:
+    """The rows of section 2 from the three variants' results."""
+    section = SectionResult("2 trigger fleet (TLS)")
+    for name, result in results.items():
+        lat = result["latencies_s"]
+        section.details[name] = {
+            **{k: v for k, v in result.items() if k != "latencies_s"},
+            "cpu_ms_per_poll": 1000 * result["cpu_s"] / max(result["polls"], 1),
+            "rss_kib_per_trigger": 1024 * result["rss_growth_mib"] / max(result["triggers"], 1),
+            "connections_per_poll": result["connections"] / max(result["polls"], 1),
+            "server_cpu_ms_per_poll": 1000 * result["server_cpu_s"] / max(result["polls"], 1),
+            "latency_s": {
+                "n": len(lat),
+                "p50": statistics.median(lat) if lat else None,
+                "p95": _percentile(lat, 0.95),
+                "max": max(lat) if lat else None,
+            },
+        }
+    ours = section.details.get("ours")
+    if ours is None:
+        return section
+    labels = {"per_poll_client": "(a) client per poll", "dbt": "(b) dbt Cloud trigger"}
+    for name, label in labels.items():
+        other = section.details.get(name)
+        if other is None:
+            continue
+        ratio = other["cpu_ms_per_poll"] / ours["cpu_ms_per_poll"]
+        section.rows.append(
+            Row(
+                section.name,
+                f"CPU per poll vs {label}",
+                ours["cpu_ms_per_poll"],
+                "ms",
+                baseline=other["cpu_ms_per_poll"],
+                baseline_name=label,
+                ratio=ratio,
+                ratio_meaning="less",
+                goal=">= 3x less",
+                met=ratio >= 3,
+            )
+        )
+    per_poll = section.details.get("per_poll_client")
+    section.rows.append(
+        Row(
+            section.name,
+            "peak RSS per waiting trigger",
+            ours["rss_kib_per_trigger"],
+            "KiB",
+            baseline=per_poll["rss_kib_per_trigger"] if per_poll else None,
+            baseline_name=labels["per_poll_client"] if per_poll else "",
+            ratio=(
+                ours["rss_kib_per_trigger"] / per_poll["rss_kib_per_trigger"]
+                if per_poll and per_poll["rss_kib_per_trigger"] > 0
+                else None
+            ),
+            ratio_meaning="of (a)",
+        )
+    )
+    dbt = section.details.get("dbt")
+    section.rows.append(
+        Row(
+            section.name,
+            "TLS connections opened / polls",
+            100 * ours["connections_per_poll"],
+            "%",
+            baseline=100 * per_poll["connections_per_poll"] if per_poll else None,
+            baseline_name=labels["per_poll_client"] if per_poll else "",
+            goal="<= 1%",
+            met=ours["connections_per_poll"] <= 0.01,
+            note=(
+                f"ours: {ours['connections']} connections for {ours['polls']} polls; "
+                + (f"(a): {per_poll['connections']} for {per_poll['polls']}; " if per_poll else "")
+                + (f"(b): {dbt['connections']} for {dbt['polls']}" if dbt else "")
+            ),
+        )
+    )
+    latency = ours["latency_s"]
+    worst = latency["max"]
+    section.rows.append(
+        Row(
+            section.name,
+            "detection latency, worst",
+            None if worst is None else 1000 * worst,
+            "ms",
+            baseline=1000 * poll_interval,
+            baseline_name="poll interval",
+            goal="<= interval + 100 ms",
+            met=None if worst is None else worst <= poll_interval + 0.1,
+            note=(
+                f"ours p50 {_ms(latency['p50'])}, p95 {_ms(latency['p95'])}, "
+                f"{latency['n']}/{ours['triggers']} runs seen complete; statuses {ours['statuses']}"
+            ),
+        )
+    )
+    return section
+
+
+def run(
+    python: str,
+    env: dict[str, str],
+    workdir: Path,
+    tls: TLSFiles,
+    *,
+    count: int = 1000,
+    poll_interval: float = 5.0,
+    run_duration: float = 20.0,
+    variants: tuple[str, ...] = VARIANTS,
+    profile_dir: Path | None = None,
+    experiment: dict[str, Any] | None = None,
+) -> SectionResult:
+    """Start the TLS emulator and the dbt Cloud stub, run each variant, summarize."""
+    emulator_port, stub_port = free_port(), free_port()
+    tls_args = ["--ssl-certfile", str(tls.server_cert), "--ssl-keyfile", str(tls.server_key)]
+    emulator_args = ["emulator", "--host", "127.0.0.1", "--port", str(emulator_port)]
+    emulator_args += ["--seed", "demo", "--api-key", API_KEY, "--sync-duration", str(run_duration)]
+    stub_args = ["dbt-stub", "--port", str(stub_port), "--token", DBT_TOKEN, *tls_args]
+    variant_env = {
+        **env,
+        "SSL_CERT_FILE": str(tls.ca_cert),  # aiohttp (dbt Cloud hook) trusts the default paths
+        "AIRFLOW_CONN_IMMUTA_DEFAULT": json.dumps(
+            {
+                "conn_type": "immuta",
+                "host": f"https://127.0.0.1:{emulator_port}",
+                "password": API_KEY,
+                "extra": {"ca_bundle": str(tls.ca_cert)},
+            }
+        ),
+        "AIRFLOW_CONN_DBT_CLOUD_DEFAULT": json.dumps(
+            {
+                "conn_type": "dbt_cloud",
+                "host": f"127.0.0.1:{stub_port}",
+                "login": str(DBT_ACCOUNT_ID),
+                "password": DBT_TOKEN,
+            }
+        ),
+    }
+    results: dict[str, dict[str, Any]] = {}
+    emulator = ServerProcess(
+        python,
+        [*emulator_args, *tls_args],
+        port=emulator_port,
+        scheme="https",
+        log_path=workdir / "fleet-emulator.log",
+        ca_cert=tls.ca_cert,
+        env=env,
+    )
+    stub = ServerProcess(
+        python,
+        stub_args,
+        port=stub_port,
+        scheme="https",
+        log_path=workdir / "fleet-dbt-stub.log",
+        ca_cert=tls.ca_cert,
+        env=env,
+    )
+    with emulator, stub:
+        for variant in variants:
+            server = stub if variant == "dbt" else emulator
+            if variant != "dbt":
+                emulator.request("POST", "/_emulator/reset").raise_for_status()
+            config = {
+                "variant": variant,
+                "url": server.url,
+                "api_key": API_KEY,
+                "ca_cert": str(tls.ca_cert),
+                "count": count,
+                "poll_interval": poll_interval,
+                "run_duration": run_duration,
+                "server_pid": server.pid,
+                "log_file": str(workdir / f"fleet-{variant}.log"),
+                "out": str(workdir / f"fleet-{variant}.json"),
+                "profile_dir": str(profile_dir) if profile_dir else None,
+                "experiment": experiment,
+            }
+            results[variant] = run_variant(python, variant_env, config)
+    section = summarize(results, poll_interval)
+    section.details["setup"] = {
+        "triggers": count,
+        "poll_interval_s": poll_interval,
+        "run_duration_s": run_duration,
+        "tls": "RSA-2048 server certificate signed by a throw-away CA",
+    }
+    return section
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{1000 * value:.0f} ms"
+
+
+if __name__ == "__main__":
+    settings = json.loads(sys.argv[1])
+    Path(settings["out"]).write_text(json.dumps(_variant_main(settings), default=str))
