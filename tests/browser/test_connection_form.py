@@ -155,8 +155,10 @@ def _wait_for_toasts_to_close(page: Page) -> None:
 
 
 def test_immuta_connection_form_and_test_button(
-    page: Page, airflow_api_server: AirflowApiServer, emulator: Any, screenshot_dir: Path
+    airflow_api_server: AirflowApiServer, emulator: Any, page: Page, screenshot_dir: Path
 ) -> None:
+    # The server is set up before the browser so that it is stopped after the browser has closed
+    # its keep-alive connections (otherwise the server's graceful shutdown waits on them).
     _log_in(page, airflow_api_server)
     dialog = _open_add_connection_form(page)
     dialog.get_by_label("Connection ID").fill(CONNECTION_ID)
