@@ -63,6 +63,12 @@ def _run(
     return result
 
 
+def _project_urls() -> dict[str, str]:
+    section = (REPO_ROOT / "pyproject.toml").read_text().split("[project.urls]", 1)[1]
+    section = section.split("\n[", 1)[0]
+    return dict(re.findall(r'^(\w+) = "([^"]+)"', section, re.MULTILINE))
+
+
 def _project_version() -> str:
     text = (REPO_ROOT / "pyproject.toml").read_text()
     match = re.search(r'^version = "([^"]+)"', text, re.MULTILINE)
@@ -156,6 +162,14 @@ def test_changelog_has_a_section_for_this_version() -> None:
         rf"^## \[{re.escape(version)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.MULTILINE
     ), f"CHANGELOG.md has no '## [{version}] - YYYY-MM-DD' section"
     assert re.search(rf"^\[{re.escape(version)}\]: https://", changelog, re.MULTILINE)
+
+
+def test_docs_site_is_where_the_metadata_points() -> None:
+    """mkdocs.yml's site_url and repo_url agree with pyproject's Documentation and Source."""
+    mkdocs = (REPO_ROOT / "mkdocs.yml").read_text()
+    urls = _project_urls()
+    assert re.search(rf"^site_url: {re.escape(urls['Documentation'])}$", mkdocs, re.MULTILINE)
+    assert re.search(rf"^repo_url: {re.escape(urls['Source'])}$", mkdocs, re.MULTILINE)
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -258,3 +272,20 @@ def test_wheel_in_a_clean_airflow_venv_registers_provider_and_connection_type(
             "hook_name": "Immuta",
         }
     ], hooks.stdout
+
+    # What the Providers page of the UI links to: Airflow takes it from Project-URL Documentation.
+    info = _run(
+        [airflow, "providers", "get", "airflow-provider-immuta", "--full", "--output", "json"],
+        timeout=AIRFLOW_CLI_TIMEOUT_SECONDS,
+        cwd=tmp_path,
+        env=env,
+    )
+    [provider] = json.loads(info.stdout)
+    documentation = _project_urls()["Documentation"]
+    assert provider["documentation-url"] == documentation, provider
+    [connection_type] = provider["connection-types"]
+    assert connection_type["connection-type"] == "immuta"
+    assert connection_type["ui-field-behaviour"]["relabeling"] == {
+        "host": "Immuta URL",
+        "password": "API key",
+    }
