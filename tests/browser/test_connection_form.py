@@ -5,7 +5,7 @@ Immuta URL and API key (the emulator's), save, press "Test Connection" and see i
 edit the connection to a wrong key, test again and be told the key was rejected.
 
 Set ``UPDATE_SCREENSHOTS=1`` to write the screenshots into ``docs/images/`` (they are committed
-and shown by docs/connection.md); otherwise they go to the test's temporary directory, because
+and shown by docs/connection-ui.md); otherwise they go to the test's temporary directory, because
 the emulator's port (part of the URL in the form) changes every run.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,8 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Any:
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) with an English locale and a desktop viewport."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="en-US")
     context.set_default_timeout(UI_TIMEOUT_MS)
     new_page = context.new_page()
