@@ -9,6 +9,8 @@ through its admin API, so the suite does not sleep.
 from __future__ import annotations
 
 import math
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from typing import Any
@@ -50,20 +52,18 @@ LARGE_OBJECTS = 5_000
 class Contract:
     """One client (sync or async) behind one awaitable interface, with its recorded waits."""
 
-    def __init__(self, kind: str, emulator: RunningEmulator, **options: Any) -> None:
+    def __init__(self, kind: str, url: str, api_key: str, **options: Any) -> None:
         self.kind = kind
-        self.emulator = emulator
         self.sleeps: list[float] = []
         self.client: ImmutaClient | AsyncImmutaClient
-        api_key = options.pop("api_key", emulator.api_key)
         if kind == "sync":
-            self.client = ImmutaClient(emulator.url, api_key, sleep=self.sleeps.append, **options)
+            self.client = ImmutaClient(url, api_key, sleep=self.sleeps.append, **options)
         else:
 
             async def record(seconds: float) -> None:
                 self.sleeps.append(seconds)
 
-            self.client = AsyncImmutaClient(emulator.url, api_key, sleep=record, **options)
+            self.client = AsyncImmutaClient(url, api_key, sleep=record, **options)
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a client method; await it if the client is async."""
@@ -100,8 +100,10 @@ async def make_contract(
     """Build clients of one kind (sync or async) against the emulator; closed at the end."""
     made: list[Contract] = []
 
-    def make(**options: Any) -> Contract:
-        contract = Contract(request.param, emulator, **options)
+    def make(*, url: str | None = None, api_key: str | None = None, **options: Any) -> Contract:
+        contract = Contract(
+            request.param, url or emulator.url, api_key or emulator.api_key, **options
+        )
         made.append(contract)
         return contract
 
@@ -419,7 +421,7 @@ async def test_pagination_through_thousands_of_objects(
     large_emulator: RunningEmulator, kind: str
 ) -> None:
     large_emulator.admin.reset()
-    contract = Contract(kind, large_emulator)
+    contract = Contract(kind, large_emulator.url, large_emulator.api_key)
     try:
         objects = await contract.collect("search_data_objects", "snowflake-large", page_size=100)
         assert len(objects) == LARGE_OBJECTS
@@ -535,12 +537,21 @@ async def test_validate_search_and_cancel_are_retried_too(
 # --- faults: the rest raise the right typed error ----------------------------------------------
 
 
-@pytest.mark.parametrize("spec", [{"status": 503}, {"status": 429}, {"drop": True}])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"status": 503}, ImmutaServerError),
+        ({"status": 429, "retry_after": "1"}, ImmutaRateLimitError),
+        ({"drop": True}, ImmutaTransportError),
+    ],
+)
 async def test_creating_a_task_is_never_blindly_retried(
-    contract: Contract, emulator: RunningEmulator, spec: dict[str, Any]
+    contract: Contract,
+    emulator: RunningEmulator,
+    spec: dict[str, Any],
+    expected: type[Exception],
 ) -> None:
     emulator.admin.add_fault(method="POST", path="/tasks$", count=1, **spec)
-    expected = ImmutaTransportError if spec.get("drop") else ImmutaAPIError
     with pytest.raises(expected):
         await contract.call("create_task", KEY)
     assert requests_to(emulator, "POST", f"/api/connections/{KEY}/tasks") == 1
@@ -588,3 +599,26 @@ async def test_dropped_connections_exhausting_retries_are_transport_errors(
     assert not isinstance(caught.value, ImmutaTimeoutError)
     assert caught.value.attempts == 2
     assert emulator.admin.counters()["faults_by_kind"] == {"drop": 2}
+
+
+async def test_total_timeout_bounds_a_call_against_a_slow_server(
+    make_contract: Any, emulator: RunningEmulator
+) -> None:
+    contract = make_contract(read_timeout=0.4, total_timeout=1.0, max_retries=10)
+    emulator.admin.add_fault(method="GET", path=f"^/api/connections/{KEY}$", latency=3.0)
+    started = time.monotonic()
+    with pytest.raises(ImmutaTimeoutError):
+        await contract.call("get_connection", KEY)
+    assert time.monotonic() - started < 2.0
+    # A retry whose backoff would end past the deadline is not attempted.
+    assert 1 <= requests_to(emulator, "GET", f"/api/connections/{KEY}") <= 3
+
+
+async def test_connection_refused_is_retried_then_a_transport_error(make_contract: Any) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = make_contract(url=f"http://127.0.0.1:{port}", max_retries=2)
+    with pytest.raises(ImmutaTransportError) as caught:
+        await refused.call("create_task", KEY)  # it never reached a server: safe to retry
+    assert caught.value.attempts == 3 and len(refused.sleeps) == 2
