@@ -121,6 +121,13 @@ class Component:
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
 
+    def terminate_group(self, timeout: float = 30.0) -> None:
+        """SIGTERM the process group and wait for the leader: a graceful restart."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=timeout)
+
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left after `grace` seconds."""
         if self.process is None:

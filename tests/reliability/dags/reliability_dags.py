@@ -20,21 +20,26 @@ START = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 TIMEOUT_SECONDS = 600
 
 TRIGGERER_LOSS_KEY = "reliability-triggerer-loss"
+TRIGGERER_RESTART_KEY = "reliability-triggerer-restart"
 TASK_PROCESS_KILL_KEY = "snowflake-prod"
 WORKER_KILL_KEY = "databricks-analytics"
 MARK_FAILED_KEY = "reliability-mark-failed"
 DEADLINE_KEY = "reliability-deadline"
 # Short enough to pass while the test waits, long enough for a triggerer to die and be replaced.
-DEADLINE_TIMEOUT_SECONDS = 25
+DEADLINE_TIMEOUT_SECONDS = 40
 
-with DAG("reliability_triggerer_loss", schedule=None, start_date=START, catchup=False):
-    ImmutaDataObjectSyncOperator(
-        task_id="sync",
-        connection_key=TRIGGERER_LOSS_KEY,
-        deferrable=True,
-        poll_interval=1,
-        timeout=TIMEOUT_SECONDS,
-    )
+for dag_id, connection_key in (
+    ("reliability_triggerer_loss", TRIGGERER_LOSS_KEY),
+    ("reliability_triggerer_restart", TRIGGERER_RESTART_KEY),
+):
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False):
+        ImmutaDataObjectSyncOperator(
+            task_id="sync",
+            connection_key=connection_key,
+            deferrable=True,
+            poll_interval=1,
+            timeout=TIMEOUT_SECONDS,
+        )
 
 with DAG("reliability_deadline_after_move", schedule=None, start_date=START, catchup=False):
     ImmutaDataObjectSyncOperator(
