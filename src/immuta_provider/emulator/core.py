@@ -56,6 +56,7 @@ class Emulator:
             self.state = self._seeded_state()
             if self._state_file is not None:
                 self._state_file.save_all(self.state)
+            self.state.clear_dirty()
         for spec in config.faults:
             self.faults.add(spec)
 
@@ -90,6 +91,7 @@ class Emulator:
         self.counters.clear()
         if self._state_file is not None:
             self._state_file.save_all(self.state)
+        self.state.clear_dirty()
 
     def authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
         """The principal behind ``Authorization: Bearer <key>``, or None."""
@@ -107,9 +109,13 @@ class Emulator:
         return None
 
     def save(self) -> None:
-        """Write what changed to the state file, if there is one."""
-        if self._state_file is not None and self.state.dirty:
+        """Write what changed to the state file (without one, just forget what changed)."""
+        if not self.state.dirty:
+            return
+        if self._state_file is not None:
             self._state_file.save_changes(self.state)
+        else:
+            self.state.clear_dirty()
 
     def close(self) -> None:
         """Save and close the state file."""

@@ -124,3 +124,11 @@ def test_a_file_from_another_version_is_refused(tmp_path: Path, clock: FakeClock
         db.execute("UPDATE meta SET value = '0' WHERE name = 'version'")
     with pytest.raises(RuntimeError, match="version 0"):
         Emulator(EmulatorConfig(state_file=path), clock=clock)
+
+
+def test_without_a_state_file_changes_are_not_accumulated(api: Api, clock: FakeClock) -> None:
+    assert not api.emulator.state.dirty  # the seed is not kept as "changed"
+    api.start_sync()
+    clock.advance(10)
+    api.ok("GET", "/api/connections")
+    assert not api.emulator.state.dirty
