@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .conftest import Api
 
@@ -230,3 +233,74 @@ def _python(code: str, source: Path) -> str:
         env={"PYTHONPATH": str(source)},
     )
     return result.stdout.strip()
+
+
+# A small stand-in for a schema-driven fuzzer: random identifiers, limits and bodies must get a
+# documented status whose body matches the document, and never a 500.
+_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_identifier = st.one_of(
+    _text.filter(lambda s: "/" not in s and s not in ("", ".", "..")),
+    st.from_regex(r"\A[A-Za-z0-9_-]{1,20}\Z"),
+    st.uuids().map(str),
+    st.sampled_from(["sync", "snowflake-prod", "00000000-0000-0000-0000-000000000000"]),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    key=_identifier,
+    task=_identifier,
+    run=_identifier,
+    limit=st.one_of(st.integers(-5, 120), _text),
+)
+def test_random_identifiers_get_documented_answers(
+    api: Api, openapi: dict[str, Any], key: str, task: str, run: str, limit: Any
+) -> None:
+    quoted = [quote(part, safe="") for part in (key, task, run)]
+    calls = [
+        ("GET", "/api/connections/{connectionKey}", f"/api/connections/{quoted[0]}", {}),
+        (
+            "GET",
+            "/api/connections/{connectionKey}/tasks",
+            f"/api/connections/{quoted[0]}/tasks",
+            {"params": {"page[limit]": limit}},
+        ),
+        (
+            "GET",
+            "/api/connections/{connectionKey}/tasks/{taskId}/runs/{runId}",
+            "/api/connections/{}/tasks/{}/runs/{}".format(*quoted),
+            {},
+        ),
+    ]
+    for method, template, path, kw in calls:
+        response = api.request(method, path, **kw)
+        assert response.status_code in (200, 400, 404), (path, response.text)
+        _check(openapi, method, template, response)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.one_of(
+        st.dictionaries(
+            _text, st.one_of(st.none(), st.booleans(), st.integers(), _text), max_size=4
+        ),
+        st.fixed_dictionaries(
+            {
+                "connectionKey": _identifier,
+                "technology": _text,
+                "clientConfiguration": st.dictionaries(_text, _text, max_size=3),
+            },
+            optional={"policyConfiguration": st.fixed_dictionaries({"enabled": st.booleans()})},
+        ),
+    )
+)
+def test_random_create_bodies_get_documented_answers(
+    api: Api, openapi: dict[str, Any], body: dict[str, Any]
+) -> None:
+    response = api.post("/api/connections", json=body)
+    assert response.status_code in (200, 400, 409), response.text
+    _check(openapi, "POST", "/api/connections", response)
