@@ -133,30 +133,6 @@ def _connection(
     return record
 
 
-def _add(
-    state: State,
-    rng: random.Random,
-    connection: ConnectionRecord,
-    parent: DataObjectRecord | None,
-    name: str,
-    kind: str,
-    at: float,
-) -> DataObjectRecord:
-    record = catalog.make_object(
-        state.next_seq(),
-        rng,
-        connection_key=connection.key,
-        technology=connection.technology,
-        parent=parent,
-        name=name,
-        kind=kind,
-        now=at,
-        created_by=SYSTEM_PRINCIPAL,
-    )
-    state.inventory.add(record)
-    return record
-
-
 def _tree(
     state: State,
     rng: random.Random,
@@ -166,12 +142,12 @@ def _tree(
 ) -> None:
     databases, schemas, tables = shape
     for database_name in catalog.database_names(connection.technology)[:databases]:
-        database = _add(state, rng, connection, None, database_name, "database", at)
+        database = state.add_object(connection, None, database_name, "database", at, rng)
         for schema_name in catalog.SCHEMA_NAMES[:schemas]:
-            schema = _add(state, rng, connection, database, schema_name, "schema", at)
+            schema = state.add_object(connection, database, schema_name, "schema", at, rng)
             for index in range(tables):
                 kind = "view" if index % 7 == 6 else "table"
-                _add(state, rng, connection, schema, catalog.table_name(index), kind, at)
+                state.add_object(connection, schema, catalog.table_name(index), kind, at, rng)
 
 
 def _large_tree(
@@ -186,15 +162,15 @@ def _large_tree(
         containers = 1 + schemas_per_database
     schemas: list[DataObjectRecord] = []
     for database_name in catalog.DATABASE_NAMES["Snowflake"][:databases]:
-        database = _add(state, rng, connection, None, database_name, "database", at)
+        database = state.add_object(connection, None, database_name, "database", at, rng)
         for schema_name in catalog.SCHEMA_NAMES[:schemas_per_database]:
-            schemas.append(_add(state, rng, connection, database, schema_name, "schema", at))
+            schemas.append(state.add_object(connection, database, schema_name, "schema", at, rng))
     tables = total - containers
     # Tables are added schema by schema so that each schema's children are contiguous.
     for position, schema in enumerate(schemas):
         share = tables // len(schemas) + (1 if position < tables % len(schemas) else 0)
         for index in range(share):
-            _add(state, rng, connection, schema, catalog.table_name(index), "table", at)
+            state.add_object(connection, schema, catalog.table_name(index), "table", at, rng)
 
 
 def _history(state: State, rng: random.Random, connection: ConnectionRecord, now: float) -> None:

@@ -214,23 +214,26 @@ class State:
         if schema is None:
             database = self.inventory.last_of_type(connection_key, "database")
             if database is None:
-                database = self._discover(connection, None, "database", "discovered", at)
-            schema = self._discover(connection, database, "schema", "public", at)
+                database = self.add_object(connection, None, "discovered", "database", at)
+            schema = self.add_object(connection, database, "public", "schema", at)
         for index in range(NEW_TABLES_PER_SYNC):
             name = f"{catalog.ENTITIES[(count + index) % len(catalog.ENTITIES)]}_sync_{count:04d}"
-            self._discover(connection, schema, "table", name, at)
+            self.add_object(connection, schema, name, "table", at)
 
-    def _discover(
+    def add_object(
         self,
         connection: ConnectionRecord,
         parent: DataObjectRecord | None,
-        kind: str,
         name: str,
+        kind: str,
         at: float,
+        rng: random.Random | None = None,
     ) -> DataObjectRecord:
+        """Create a data object (found by the system) under ``parent``; the seed passes its own
+        seeded ``rng`` for stable ids."""
         record = catalog.make_object(
             self.next_seq(),
-            self.rng,
+            rng or self.rng,
             connection_key=connection.key,
             technology=connection.technology,
             parent=parent,
