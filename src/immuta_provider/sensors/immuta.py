@@ -100,14 +100,14 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
             self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
         return self._hook
 
-    def _push_link(self, context: Any, run_id: str | None) -> None:
-        if self._linked_run == (run_id or ""):
+    def _push_link(self, context: Any, run_id: str) -> None:
+        if self._linked_run == run_id:  # once per run, not at every poke
             return
         context["ti"].xcom_push(
             key=LINK_XCOM_KEY,
             value=link_info(self.hook.base_url, self.connection_key, self.immuta_task_id, run_id),
         )
-        self._linked_run = run_id or ""
+        self._linked_run = run_id
 
     def execute(self, context: Any) -> Any:
         """Poke (or reschedule) as usual; with ``deferrable``, check once and then defer."""

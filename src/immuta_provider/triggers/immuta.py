@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import BaseTrigger, TriggerEvent
 from immuta_provider._task_runs import (
@@ -13,6 +13,9 @@ from immuta_provider._task_runs import (
     RunWatch,
     afetch_run,
 )
+
+if TYPE_CHECKING:
+    from immuta_provider.hooks.immuta import ImmutaHook
 
 
 class ImmutaTaskRunTrigger(BaseTrigger):
@@ -91,7 +94,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
             },
         )
 
-    def _hook(self) -> Any:
+    def _hook(self) -> ImmutaHook:
         from immuta_provider.hooks.immuta import ImmutaHook
 
         return ImmutaHook(immuta_conn_id=self.immuta_conn_id)
