@@ -41,6 +41,7 @@ CANCEL = "itd-cancel"
 HEALTH_WAIT = "itd-health-wait"  # health UNKNOWN until the test validates it from outside
 HEALTH_BROKEN = "itd-health-broken"  # credentials the emulator rejects: never healthy
 SEARCH_CUT = 3
+RENAMED_TABLE = "itd_renamed_table"
 
 CREATED_FOR_CONNECTION_DAG = (HEALTHY, UNHEALTHY, ACTIVE, TOGGLE, UPDATED, INACTIVE)
 CREATED_FOR_DATA_OBJECT_DAG = (CANCEL, HEALTH_WAIT, HEALTH_BROKEN)

@@ -476,6 +476,7 @@ def test_data_object_scenarios_end_in_the_expected_states(runs: Runs) -> None:
         "health_ready": "success",
         "health_wait_reschedule": "success",
         "health_broken_times_out": "failed",
+        "hook_only_endpoints": "success",
     }, runs.data_objects.describe()
 
 
@@ -575,6 +576,15 @@ def test_health_sensor_times_out_on_a_connection_that_stays_unhealthy(runs: Runs
     run = runs.data_objects
     assert run.lines_with(f"'{c.HEALTH_BROKEN}' is not ready yet", "client: UNHEALTHY")
     assert run.lines_with("AirflowSensorTimeout")
+
+
+def test_the_endpoints_no_operator_wraps_work_through_the_hook(runs: Runs) -> None:
+    # Endpoints 7, 10, 12, 13 and 16 of docs/endpoints.md, called from a task.
+    result = runs.data_objects.return_value("hook_only_endpoints")
+    assert {c.SEARCHED, c.DELETED_FROM, c.CANCEL} <= set(result["connections"])
+    assert result["renamed"] == result["read_back"] == c.RENAMED_TABLE
+    assert result["table_id"] in result["siblings"]
+    assert result["task_type"] == "DATA_OBJECT_SYNC"
 
 
 # ---- the example DAGs ------------------------------------------------------------------------

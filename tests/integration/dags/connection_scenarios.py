@@ -124,6 +124,27 @@ with DAG(
         (run,) = list(client.list_task_runs(c.CANCEL, created.task_id))
         return {"immuta_task_id": created.task_id, "run_id": run.run_id}
 
+    @task
+    def hook_only_endpoints(sync: dict[str, str]) -> dict[str, Any]:
+        """The endpoints no operator wraps, through the hook (docs/endpoints.md)."""
+        from immuta_provider.hooks.immuta import ImmutaHook
+
+        client = ImmutaHook().get_client()
+        keys = [connection.connection_key for connection in client.list_connections()]
+        table = next(iter(client.search_data_objects(c.SEARCHED, {"type": "table"})))
+        renamed = client.update_data_object(c.SEARCHED, table.id, {"name": c.RENAMED_TABLE})
+        assert table.parent_id is not None
+        siblings = list(client.list_data_object_children(c.SEARCHED, table.parent_id))
+        return {
+            "connections": keys,
+            "renamed": renamed.name,
+            "read_back": client.get_data_object(c.SEARCHED, table.id).name,
+            "siblings": [sibling.id for sibling in siblings],
+            "table_id": table.id,
+            "task_type": str(client.get_task(c.CANCEL, sync["immuta_task_id"]).type),
+        }
+
+    long_sync = start_long_sync()
     chain(
         ImmutaSearchDataObjectsOperator(
             task_id="search_cut",
@@ -161,7 +182,7 @@ with DAG(
             data_object_id=c.MISSING_ID,
             poll_interval=c.POLL_INTERVAL,
         ),
-        start_long_sync(),
+        long_sync,
         ImmutaCancelTaskRunOperator(
             task_id="cancel_and_wait",
             connection_key=c.CANCEL,
@@ -208,4 +229,5 @@ with DAG(
             poke_interval=c.POLL_INTERVAL,
             timeout=c.SENSOR_TIMEOUT_SECONDS,
         ),
+        hook_only_endpoints(long_sync),
     )
