@@ -315,9 +315,20 @@ class ClientCore:
             pool=min(self._config.connect_timeout, remaining),
         )
 
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key (a server or proxy may echo it in an error body)."""
+        key = self._config.api_key.get_secret_value()
+        return text.replace(key, "***") if key in text else text
+
+    def _redacted_body(self, response: httpx.Response) -> bytes:
+        # Before cutting the body into an excerpt, so that no part of the key survives the cut.
+        key = self._config.api_key.get_secret_value().encode()
+        content = response.content
+        return content.replace(key, b"***") if key in content else content
+
     def _api_error(self, call: Call, response: httpx.Response) -> ImmutaAPIError:
         """The exception for a non-2xx response (built from the body and headers, no request)."""
-        message, excerpt = error_message(response.content)
+        message, excerpt = error_message(self._redacted_body(response))
         headers = response.headers
         request_id = None
         for name in REQUEST_ID_HEADERS:
@@ -329,9 +340,9 @@ class ClientCore:
             status_code=status,
             method=call.method,
             path=call.path,
-            message=message,
-            request_id=request_id,
-            body_excerpt=excerpt,
+            message=self._redact(message),
+            request_id=self._redact(request_id) if request_id else None,
+            body_excerpt=self._redact(excerpt),
             reason=response.reason_phrase,
             attempts=call.attempts,
             retry_after=parse_retry_after(headers.get("retry-after")),
@@ -361,7 +372,7 @@ class ClientCore:
     def _response_error(
         self, call: Call, response: httpx.Response, problem: str
     ) -> ImmutaResponseError:
-        excerpt = clean_excerpt(response.content)
+        excerpt = self._redact(clean_excerpt(self._redacted_body(response)))
         endpoint = call.request.endpoint.name
         return ImmutaResponseError(
             f"{endpoint} ({call.method} {call.path}) got {response.status_code} with {problem}"

@@ -128,26 +128,27 @@ def validate_base_url(value: object, name: str = "base_url") -> str:
     if not isinstance(value, str):
         raise ImmutaValidationError(f"{name} {value!r} must be a string")
     stripped = value.strip()
+    # A URL with "@" may hold user:password: such a value is never quoted in a message.
+    shown = f"{value!r}" if "@" not in stripped else "(not shown: it may hold credentials)"
     try:
         parts = urlsplit(stripped)
         host = parts.hostname
         has_credentials = "@" in parts.netloc
     except ValueError:
-        raise ImmutaValidationError(f"{name} {value!r} is not a valid URL") from None
+        raise ImmutaValidationError(f"{name} {shown} is not a valid URL") from None
     if has_credentials:
-        # Do not echo the URL: the credentials in it may be real.
         raise ImmutaValidationError(
             f"{name} must not contain credentials (user:password@); pass the API key as api_key"
         )
     if parts.scheme not in ("http", "https"):
         raise ImmutaValidationError(
-            f"{name} {value!r} must start with http:// or https:// "
+            f"{name} {shown} must start with http:// or https:// "
             "(e.g. 'https://acme.hosted.immutacloud.com')"
         )
     if not host:
-        raise ImmutaValidationError(f"{name} {value!r} must include a host name")
+        raise ImmutaValidationError(f"{name} {shown} must include a host name")
     if parts.query or parts.fragment:
-        raise ImmutaValidationError(f"{name} {value!r} must not contain a query or fragment")
+        raise ImmutaValidationError(f"{name} {shown} must not contain a query or fragment")
     return stripped.rstrip("/")
 
 

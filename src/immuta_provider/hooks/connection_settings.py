@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -139,6 +140,11 @@ def _as_number(conn_id: str, name: str, value: Any, default: float, *, minimum: 
     return number
 
 
+def _shown(host: str) -> str:
+    """The host as an error message may quote it: a ``user:password@`` part becomes ``***@``."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?.*@", r"\1***@", host, flags=re.DOTALL)
+
+
 def _base_url(conn_id: str, host: str | None, port: int | None, scheme_extra: Any) -> str:
     host = (host or "").strip()
     if not host:
@@ -156,7 +162,7 @@ def _base_url(conn_id: str, host: str | None, port: int | None, scheme_extra: An
         scheme = host.split("://", 1)[0].lower()
         if scheme not in ("http", "https"):
             raise InvalidImmutaConnection(
-                f"Airflow connection {conn_id!r}: the host {host!r} is not an http(s) URL; "
+                f"Airflow connection {conn_id!r}: the host {_shown(host)!r} is not an http(s) URL; "
                 "set it to your Immuta URL, e.g. https://acme.hosted.immutacloud.com."
             )
         if wanted_scheme is not None and wanted_scheme != scheme:
@@ -172,11 +178,11 @@ def _base_url(conn_id: str, host: str | None, port: int | None, scheme_extra: An
         url_port = parts.port
     except ValueError as exc:
         raise InvalidImmutaConnection(
-            f"Airflow connection {conn_id!r}: the host {host!r} is not a valid URL ({exc})."
+            f"Airflow connection {conn_id!r}: the host {_shown(host)!r} is not a valid URL ({exc})."
         ) from None
     if not parts.hostname:
         raise InvalidImmutaConnection(
-            f"Airflow connection {conn_id!r}: the host {host!r} has no host name; "
+            f"Airflow connection {conn_id!r}: the host {_shown(host)!r} has no host name; "
             "set it to your Immuta URL, e.g. https://acme.hosted.immutacloud.com."
         )
     if parts.query or parts.fragment or parts.username or parts.password:
