@@ -27,6 +27,7 @@ PROXY_HTML = (
     b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
 )
 _ROUTE_CACHE_LIMIT = 50_000
+_UNAUTHORIZED = "Missing or invalid API key: send the header 'Authorization: Bearer <API key>'."
 _TASK_RUN_PATH = re.compile(r"^/api/connections/([^/]+)/tasks/([^/]+)/runs/([^/]+)$")
 
 
@@ -65,7 +66,7 @@ class EmulatorMiddleware:
                 await _answer(
                     send,
                     401,
-                    error_bytes(401, "A valid API key is required: send Authorization: Bearer."),
+                    error_bytes(401, _UNAUTHORIZED),
                     extra_headers=[(b"www-authenticate", b"Bearer")],
                 )
                 return
