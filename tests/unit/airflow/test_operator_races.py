@@ -1,0 +1,243 @@
+"""What the operators do when Immuta's state changes between their check and their request.
+
+These paths are hard to reach against the emulator at the right moment, so the operators run
+here with a real ``ImmutaClient`` over an ``httpx.MockTransport`` that answers each request from
+a per-route queue. The everyday paths are in tests/integration/test_connection_operators.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict, deque
+from typing import Any
+
+import httpx
+import pytest
+
+from immuta_provider._compat import AirflowException
+from immuta_provider.client import ImmutaClient, ui
+from immuta_provider.operators import (
+    ImmutaActivateConnectionOperator,
+    ImmutaCancelTaskRunOperator,
+    ImmutaCreateConnectionOperator,
+    ImmutaDeleteConnectionOperator,
+)
+
+BASE_URL = "https://acme.hosted.immutacloud.com"
+TASK = "0b8c4a52-6a5c-4d3e-9f00-3c1c2e6b7a10"
+RUN = "6f1d1e2a-3b4c-4d5e-8f60-718293a4b5c6"
+KEY = "snowflake-prod"
+
+
+def _json(status: int, body: Any) -> httpx.Response:
+    return httpx.Response(status, json=body)
+
+
+def _conflict(message: str) -> httpx.Response:
+    return _json(409, {"statusCode": 409, "error": "Conflict", "message": message})
+
+
+def _connection(state: str, **fields: Any) -> dict[str, Any]:
+    return {"connectionKey": KEY, "technology": "Snowflake", "state": state, **fields}
+
+
+def _run(status: str) -> dict[str, Any]:
+    return {"runId": RUN, "taskId": TASK, "status": status, "createdAt": "2026-11-25T02:00:00Z"}
+
+
+class FakeImmuta:
+    """Answers each ``METHOD /path`` from its own queue; the last answer repeats."""
+
+    def __init__(self, routes: dict[str, list[httpx.Response]]) -> None:
+        self.routes = {route: deque(replies) for route, replies in routes.items()}
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        route = f"{request.method} {request.url.path}"
+        self.calls[route] += 1
+        replies = self.routes.get(route)
+        if not replies:
+            return _json(404, {"statusCode": 404, "error": "Not Found", "message": route})
+        reply = replies.popleft() if len(replies) > 1 else replies[0]
+        return httpx.Response(reply.status_code, headers=reply.headers, content=reply.content)
+
+
+class FakeHook:
+    """The parts of ImmutaHook the operators use, around a client of the fake Immuta."""
+
+    base_url = BASE_URL
+
+    def __init__(self, immuta: FakeImmuta) -> None:
+        self.client = ImmutaClient(BASE_URL, "unit-test-key", transport=httpx.MockTransport(immuta))
+
+    def get_client(self) -> ImmutaClient:
+        return self.client
+
+    def connection_url(self, connection_key: str) -> str:
+        return ui.connection_url(BASE_URL, connection_key)
+
+    def task_run_url(self, connection_key: str, task_id: str, run_id: str) -> str:
+        return ui.task_run_url(BASE_URL, connection_key, task_id, run_id)
+
+
+class FakeTaskInstance:
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = json.loads(json.dumps(value))  # XCom values must be JSON-safe
+
+
+def run(operator: Any, routes: dict[str, list[httpx.Response]]) -> tuple[Any, FakeImmuta]:
+    immuta = FakeImmuta(routes)
+    operator._hook = FakeHook(immuta)
+    return operator.execute({"ti": FakeTaskInstance()}), immuta
+
+
+def logged(capsys: pytest.CaptureFixture[str]) -> str:
+    """The task log so far (Airflow's task logger writes to stdout outside a task runner)."""
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def test_activate_succeeds_when_someone_else_activated_it_meanwhile(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    operator = ImmutaActivateConnectionOperator(task_id="activate", connection_key=KEY)
+    result, immuta = run(
+        operator,
+        {
+            f"GET /api/connections/{KEY}": [
+                _json(200, _connection("INACTIVE")),
+                _json(200, _connection("ACTIVE")),
+            ],
+            f"POST /api/connections/{KEY}/_activate": [
+                _conflict("Connection state must be INACTIVE to be activated.")
+            ],
+        },
+    )
+    assert result == {
+        "connection_key": KEY,
+        "previous_state": "INACTIVE",
+        "state": "ACTIVE",
+        "changed": False,
+    }
+    assert immuta.calls[f"POST /api/connections/{KEY}/_activate"] == 1
+    assert "changed meanwhile, outside this task" in logged(capsys)
+
+
+def test_activate_fails_with_immutas_message_when_the_state_still_forbids_it() -> None:
+    operator = ImmutaActivateConnectionOperator(task_id="activate", connection_key=KEY)
+    with pytest.raises(AirflowException) as error:
+        run(
+            operator,
+            {
+                f"GET /api/connections/{KEY}": [_json(200, _connection("INACTIVE"))],
+                f"POST /api/connections/{KEY}/_activate": [
+                    _conflict("Unable to activate connection. The connection is being deleted.")
+                ],
+            },
+        )
+    message = str(error.value)
+    assert f"Could not activate Immuta connection '{KEY}' (state INACTIVE)" in message
+    assert "The connection is being deleted." in message
+
+
+def test_cancel_of_a_run_that_ended_meanwhile_is_a_success(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    operator = ImmutaCancelTaskRunOperator(
+        task_id="cancel", connection_key=KEY, immuta_task_id=TASK, run_id=RUN
+    )
+    run_path = f"/api/connections/{KEY}/tasks/{TASK}/runs/{RUN}"
+    result, immuta = run(
+        operator,
+        {
+            f"GET {run_path}": [_json(200, _run("RUNNING")), _json(200, _run("COMPLETED"))],
+            f"POST {run_path}/_cancel": [_conflict("Task run is already COMPLETED.")],
+        },
+    )
+    assert result["status"] == "COMPLETED"
+    assert result["run_id"] == RUN
+    assert "ended COMPLETED before the cancellation arrived" in logged(capsys)
+    assert immuta.calls[f"POST {run_path}/_cancel"] == 1
+
+
+def test_cancel_waiting_warns_when_the_run_completed_instead(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    operator = ImmutaCancelTaskRunOperator(
+        task_id="cancel",
+        connection_key=KEY,
+        immuta_task_id=TASK,
+        run_id=RUN,
+        wait_for_cancellation=True,
+        deferrable=False,
+        poll_interval=0.01,
+    )
+    run_path = f"/api/connections/{KEY}/tasks/{TASK}/runs/{RUN}"
+    result, _ = run(
+        operator,
+        {
+            f"GET {run_path}": [
+                _json(200, _run("RUNNING")),
+                _json(200, _run("CANCELING")),
+                _json(200, _run("COMPLETED")),
+            ],
+            f"POST {run_path}/_cancel": [_json(200, {"runId": RUN, "message": "Requested."})],
+        },
+    )
+    assert result["status"] == "COMPLETED"  # stopped either way: not a failure
+    assert "ended COMPLETED rather than CANCELED" in logged(capsys)
+
+
+def test_create_accepts_a_connection_created_meanwhile_with_the_same_configuration() -> None:
+    body = {
+        "connectionKey": KEY,
+        "technology": "Snowflake",
+        "clientConfiguration": {"hostname": "h", "password": "real-password-1"},
+    }
+    existing = _connection(
+        "ACTIVE", clientConfiguration={"hostname": "h", "password": "[REDACTED]"}
+    )
+    operator = ImmutaCreateConnectionOperator(task_id="create", body=body)
+    result, immuta = run(
+        operator,
+        {
+            f"GET /api/connections/{KEY}": [_json(404, {"message": "nope"}), _json(200, existing)],
+            "POST /api/connections": [_conflict(f"A connection with key '{KEY}' already exists.")],
+        },
+    )
+    assert result["clientConfiguration"]["password"] == "[REDACTED]"
+    assert immuta.calls["POST /api/connections"] == 1
+
+
+def test_delete_follows_a_deletion_already_running_instead_of_failing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    operator = ImmutaDeleteConnectionOperator(
+        task_id="delete", connection_key=KEY, wait_for_completion=False
+    )
+    deletion = {"taskId": TASK, "type": "CONNECTION_DELETE", "status": "RUNNING"}
+    result, immuta = run(
+        operator,
+        {
+            f"DELETE /api/connections/{KEY}": [
+                _conflict(
+                    "Unable to delete connection. A deletion of this connection is in progress."
+                )
+            ],
+            f"GET /api/connections/{KEY}/tasks": [
+                _json(200, {"tasks": [], "page": {"nextCursor": None}}),  # none PENDING
+                _json(200, {"tasks": [deletion], "page": {"nextCursor": None}}),  # one RUNNING
+            ],
+            f"GET /api/connections/{KEY}/tasks/{TASK}/runs": [
+                _json(200, {"runs": [_run("RUNNING")], "page": {"nextCursor": None}})
+            ],
+        },
+    )
+    assert result["immuta_task_id"] == TASK
+    assert result["status"] == "RUNNING"
+    log = logged(capsys)
+    assert "is already RUNNING" in log and "following it" in log
+    assert immuta.calls[f"DELETE /api/connections/{KEY}"] == 1
