@@ -46,7 +46,7 @@ class Sizes:
     import_samples: int = 15
     fleet_triggers: int = 1000
     poll_interval: float = 5.0
-    run_duration: float = 20.0
+    run_duration: float = 25.0
     objects: int = 100_000
     paging_passes: int = 2
     calls: int = 5000
@@ -58,7 +58,7 @@ QUICK = Sizes(
     import_samples=3,
     fleet_triggers=100,
     poll_interval=2.0,
-    run_duration=5.0,
+    run_duration=6.0,
     objects=10_000,
     paging_passes=1,
     calls=500,
