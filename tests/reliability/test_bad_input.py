@@ -438,3 +438,58 @@ def test_a_sensor_waits_on_an_unknown_status_until_its_timeout(
     assert "Sensor has timed out" in log
     # Logged once, not at every poke.
     assert log.count("reports the unknown status") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "bug (sensors/immuta.py, triggers/immuta.py): ImmutaTaskRunSensor accepts "
+        "poke_interval=0 (Airflow allows it) and hands it to ImmutaTaskRunTrigger, which "
+        "accepts any poll_interval, so a deferred sensor polls Immuta in a tight loop "
+        "(~150-1000 GETs a second); either should refuse <= 0 or enforce a floor"
+    ),
+)
+def test_a_zero_poke_interval_does_not_make_the_trigger_hammer_immuta(
+    emulator: RunningEmulator,
+) -> None:
+    from immuta_provider.sensors.immuta import ImmutaTaskRunSensor
+    from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
+
+    with ImmutaClient(emulator.url, emulator.api_key) as client:
+        emulator.admin.set_behaviour("snowflake-prod", sync_duration=60.0)
+        task = client.create_task("snowflake-prod")
+        (run,) = client.list_task_runs("snowflake-prod", task.task_id)
+    try:
+        sensor = ImmutaTaskRunSensor(
+            task_id="sensor",
+            connection_key="snowflake-prod",
+            immuta_task_id=task.task_id,
+            run_id=run.run_id,
+            poke_interval=0,
+            deferrable=True,
+        )
+        # What the sensor defers with (its execute() needs a running task to call defer()).
+        trigger = ImmutaTaskRunTrigger(
+            immuta_conn_id="immuta_zero_interval",
+            connection_key="snowflake-prod",
+            immuta_task_id=task.task_id,
+            run_id=run.run_id,
+            poll_interval=sensor.poke_interval,
+            deadline=time.time() + 1.0,
+        )
+    except ValueError as exc:  # refusing it is a fix too
+        assert "interval" in str(exc)
+        return
+
+    async def first_event() -> dict[str, Any]:
+        async for event in trigger.run():
+            payload: dict[str, Any] = event.payload
+            return payload
+        raise AssertionError("no event")
+
+    conn = immuta_connection(emulator.url, emulator.api_key)
+    before = api_requests(emulator)
+    with airflow_connection("immuta_zero_interval", conn):
+        asyncio.run(asyncio.wait_for(first_event(), 20))
+    polls = api_requests(emulator) - before
+    assert polls <= 20, f"{polls} polls of one run in one second"
