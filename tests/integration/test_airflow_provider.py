@@ -523,3 +523,45 @@ def test_triggers_of_one_connection_share_one_client(
     assert [e.payload["status"] for e in events] == ["success"] * 5
     assert clients_while_polling == 1
     assert len(shared_async_clients) == 0  # closed when the last trigger finished
+
+
+def test_operator_on_kill_cancels_the_run_it_follows(
+    emulator: RunningEmulator, immuta_env: ImmutaClient
+) -> None:
+    """What Airflow calls when a non-deferred sync is marked failed, cleared or times out."""
+    from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
+
+    emulator.admin.set_behaviour("snowflake-prod", sync_duration=60)
+    task_id, run_id = _start_sync(immuta_env, "snowflake-prod")
+    operator = ImmutaDataObjectSyncOperator(
+        task_id="sync", connection_key="snowflake-prod", immuta_conn_id="immuta_it"
+    )
+    # The state execute() keeps while it polls the run.
+    operator._immuta_task_id, operator._run_id = task_id, run_id
+    operator.on_kill()
+    status = immuta_env.get_task_run("snowflake-prod", task_id, run_id).status
+    assert status in ("CANCELING", "CANCELED")
+
+
+def test_operator_on_kill_leaves_a_finished_or_unowned_run_alone(
+    emulator: RunningEmulator, immuta_env: ImmutaClient
+) -> None:
+    from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
+
+    emulator.admin.set_behaviour("snowflake-prod", sync_duration=60)
+    task_id, run_id = _start_sync(immuta_env, "snowflake-prod")
+    finished = ImmutaDataObjectSyncOperator(
+        task_id="sync", connection_key="snowflake-prod", immuta_conn_id="immuta_it"
+    )
+    finished._immuta_task_id, finished._run_id, finished._finished = task_id, run_id, True
+    finished.on_kill()
+    not_owner = ImmutaDataObjectSyncOperator(
+        task_id="sync",
+        connection_key="snowflake-prod",
+        immuta_conn_id="immuta_it",
+        cancel_on_kill=False,
+    )
+    not_owner._immuta_task_id, not_owner._run_id = task_id, run_id
+    not_owner.on_kill()
+    status = immuta_env.get_task_run("snowflake-prod", task_id, run_id).status
+    assert status in ("PENDING", "RUNNING")
