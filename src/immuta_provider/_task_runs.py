@@ -36,6 +36,12 @@ TIMEOUT = "timeout"
 ERROR = "error"
 
 
+def check_positive(name: str, value: float | None) -> None:
+    """Reject a poll interval or timeout that is not a positive number of seconds."""
+    if value is not None and not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}.")
+
+
 def status_text(status: Any) -> str:
     """A run status as a plain string (the client keeps unknown values as plain strings)."""
     return str(status)

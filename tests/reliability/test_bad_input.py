@@ -440,15 +440,6 @@ def test_a_sensor_waits_on_an_unknown_status_until_its_timeout(
     assert log.count("reports the unknown status") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug (sensors/immuta.py, triggers/immuta.py): ImmutaTaskRunSensor accepts "
-        "poke_interval=0 (Airflow allows it) and hands it to ImmutaTaskRunTrigger, which "
-        "accepts any poll_interval, so a deferred sensor polls Immuta in a tight loop "
-        "(~150-1000 GETs a second); either should refuse <= 0 or enforce a floor"
-    ),
-)
 def test_a_zero_poke_interval_does_not_make_the_trigger_hammer_immuta(
     emulator: RunningEmulator,
 ) -> None:

@@ -23,21 +23,18 @@ from immuta_provider._task_runs import (
     SUCCESS,
     TIMEOUT,
     RunWatch,
+    check_positive,
     fetch_run,
     status_text,
 )
 from immuta_provider.links import LINK_XCOM_KEY, link_info
 
+__all__ = ["ImmutaBaseOperator", "ImmutaTaskRunWaitingOperator", "check_positive"]
+
 if TYPE_CHECKING:
     from immuta_provider.client import ImmutaClient
     from immuta_provider.client.models import TaskRun
     from immuta_provider.hooks.immuta import ImmutaHook
-
-
-def check_positive(name: str, value: float | None) -> None:
-    """Reject a poll interval or timeout that is not a positive number of seconds."""
-    if value is not None and not value > 0:
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}.")
 
 
 class ImmutaBaseOperator(BaseOperator):

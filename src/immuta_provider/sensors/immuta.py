@@ -57,7 +57,7 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
     :param failure_statuses: End statuses that fail the sensor. Other end statuses (by default
         only ``COMPLETED``) make it succeed.
     :param deferrable: Wait in the triggerer. Defaults to ``[operators] default_deferrable``.
-        ``poke_interval`` and ``timeout`` apply in every mode.
+        ``poke_interval`` (> 0 when deferred) and ``timeout`` apply in every mode.
     """
 
     template_fields = ("connection_key", "immuta_task_id", "run_id")
@@ -80,6 +80,11 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
             raise ValueError(
                 "failure_statuses must be a list of statuses, e.g. ['FAILED', 'CANCELED'], "
                 f"not the string {failure_statuses!r}."
+            )
+        if deferrable and not self.poke_interval > 0:
+            # Airflow allows 0 for poke mode; deferred, it would poll Immuta in a tight loop.
+            raise ValueError(
+                f"poke_interval must be > 0 with deferrable=True, got {self.poke_interval!r}."
             )
         self.connection_key = connection_key
         self.immuta_task_id = immuta_task_id

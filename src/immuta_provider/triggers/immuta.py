@@ -12,6 +12,7 @@ from immuta_provider._task_runs import (
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     RunWatch,
     afetch_run,
+    check_positive,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
     :param connection_key: The Immuta connection the task belongs to.
     :param immuta_task_id: The Immuta task.
     :param run_id: The run to wait for; ``None`` waits for the task's latest run.
-    :param poll_interval: Seconds between polls.
+    :param poll_interval: Seconds between polls; must be > 0.
     :param deadline: Absolute wall-clock deadline in epoch seconds (``time.time()`` based, so it
         survives a move to another triggerer host), or ``None`` for no deadline.
     :param cancel_on_kill: Cancel the run in Immuta when a user kills the deferred task.
@@ -63,6 +64,8 @@ class ImmutaTaskRunTrigger(BaseTrigger):
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call, unused-ignore]
+        # 0 would poll Immuta in a tight loop and starve the triggerer's other triggers.
+        check_positive("poll_interval", poll_interval)
         self.immuta_conn_id = immuta_conn_id
         self.connection_key = connection_key
         self.immuta_task_id = immuta_task_id

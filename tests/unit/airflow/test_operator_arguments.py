@@ -58,3 +58,20 @@ def test_sensor_rejects_a_single_string_of_failure_statuses() -> None:
             immuta_task_id=TASK,
             failure_statuses="FAILED",
         )
+
+
+def test_deferred_sensor_refuses_a_zero_poke_interval() -> None:
+    # Deferred, a 0 interval would make the trigger poll Immuta in a tight loop.
+    with pytest.raises(ValueError, match="poke_interval must be > 0 with deferrable=True"):
+        ImmutaTaskRunSensor(
+            task_id="wait",
+            connection_key="snowflake-prod",
+            immuta_task_id=TASK,
+            poke_interval=0,
+            deferrable=True,
+        )
+    # Airflow allows 0 in poke mode; the sensor does not second-guess that.
+    poke = ImmutaTaskRunSensor(
+        task_id="wait", connection_key="snowflake-prod", immuta_task_id=TASK, poke_interval=0
+    )
+    assert poke.poke_interval == 0

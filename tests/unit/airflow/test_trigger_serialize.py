@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+import pytest
 from airflow.sdk.serde import deserialize, serialize
 
 from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
@@ -91,3 +92,9 @@ def test_repr_has_no_secret_material() -> None:
     text = repr(_trigger())
     assert "immuta_default" in text
     assert "password" not in text and "api_key" not in text
+
+
+@pytest.mark.parametrize("interval", [0, -1, float("nan")])
+def test_trigger_refuses_a_poll_interval_that_would_spin(interval: float) -> None:
+    with pytest.raises(ValueError, match="poll_interval must be a number of seconds > 0"):
+        _trigger(poll_interval=interval)
