@@ -34,6 +34,7 @@ UUID_PATTERN = (
 PAGE_LIMIT_DEFAULT = 20
 PAGE_LIMIT_MAX = 100
 
+# fullmatch, not match: Python's "$" also matches before a trailing newline, JSON Schema's does not.
 _CONNECTION_KEY_RE = re.compile(CONNECTION_KEY_PATTERN)
 _UUID_RE = re.compile(UUID_PATTERN)
 
@@ -70,7 +71,7 @@ def connection_key_problem(value: object) -> str | None:
     """Why ``value`` is not a valid connection key, or None if it is one."""
     if not isinstance(value, str) or not value:
         return "Invalid connectionKey: it must be a non-empty string."
-    if not _CONNECTION_KEY_RE.match(value):
+    if not _CONNECTION_KEY_RE.fullmatch(value):
         return (
             f"Invalid connectionKey {value!r}: connection key must contain only letters, numbers, "
             "hyphens, and underscores."
@@ -94,7 +95,7 @@ def check_connection_key(value: object) -> str:
 
 def is_uuid(value: object) -> bool:
     """Whether ``value`` matches the reference's UUID pattern."""
-    return isinstance(value, str) and _UUID_RE.match(value) is not None
+    return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None
 
 
 def check_uuid(name: str, value: object) -> str:

@@ -71,6 +71,15 @@ def test_bad_uuids_are_400(api: Api, bad: str) -> None:
     )
 
 
+def test_a_trailing_newline_is_not_part_of_a_valid_identifier(api: Api) -> None:
+    task_id, run_id = api.start_sync()
+    assert_error(api.get(RUN_PATH.format(task=task_id, run=run_id + "%0A")), 400, "runId")
+    assert_error(api.get(RUN_PATH.format(task=task_id + "%0A", run=run_id)), 400, "taskId")
+    assert_error(api.get("/api/connections/snowflake-prod%0A"), 400, "connectionKey")
+    body = {"connectionKey": "snowflake-prod\n"}
+    assert_error(api.post("/api/connections/dataObjects/_search", json=body), 400)
+
+
 def test_nil_uuid_is_valid_and_simply_not_found(api: Api) -> None:
     nil = "00000000-0000-0000-0000-000000000000"
     assert_error(api.get(RUN_PATH.format(task=nil, run=nil)), 404, nil)
