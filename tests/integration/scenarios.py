@@ -21,6 +21,9 @@ SYNC_DEFERRED = "it-sync-deferred"
 FAILING = "snowflake-legacy"  # demo seed: its syncs end FAILED with CONNECTION_AUTH_FAILED
 FAILING_CODE = "CONNECTION_AUTH_FAILED"
 REATTACH = "it-reattach"
+RESUME = "it-resume"  # the first try loses contact with Immuta; the retry resumes its run
+RESUME_FAILED_POLLS = 5  # the operator gives up after this many failed polls in a row
+NO_RETRIES_CONN_ID = "immuta_no_retries"  # an Airflow connection with max_retries=0
 STUCK_BLOCKING = "it-stuck-blocking"
 STUCK_DEFERRED = "it-stuck-deferred"
 CANCEL_BLOCKING = "it-cancel-blocking"
@@ -35,6 +38,7 @@ CREATED_CONNECTIONS = (
     SYNC_BLOCKING,
     SYNC_DEFERRED,
     REATTACH,
+    RESUME,
     STUCK_BLOCKING,
     STUCK_DEFERRED,
     CANCEL_BLOCKING,

@@ -34,6 +34,7 @@ from tests.integration.airflow_env import (
     AirflowEnvironment,
     DagRunResult,
     immuta_connection,
+    trigger_round_trip,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -101,6 +102,15 @@ def _prepare_scenarios(emulator: RunningEmulator, client: ImmutaClient) -> None:
     for key in s.CANCELLED_FROM_OUTSIDE:
         emulator.admin.set_behaviour(key, sync_duration=s.LONG_SYNC_SECONDS)
     emulator.admin.set_behaviour(s.REATTACH, sync_duration=3.0)
+    # The first try's polls of its run all fail (503, and its connection does not retry), so it
+    # gives up while the run goes on; by the retry the fault is used up and the run is over.
+    emulator.admin.set_behaviour(s.RESUME, sync_duration=s.SYNC_SECONDS)
+    emulator.admin.add_fault(
+        method="GET",
+        path=f"/api/connections/{s.RESUME}/tasks/[^/]+/runs/[^/]+$",
+        status=503,
+        count=s.RESUME_FAILED_POLLS,
+    )
     for key in (s.SENSOR_POKE, s.SENSOR_RESCHEDULE, s.SENSOR_DEFERRED):
         emulator.admin.set_behaviour(key, sync_duration=3.0)
 
@@ -114,7 +124,10 @@ def runs(
     emulator = emulator_server
     client = ImmutaClient(emulator.url, emulator.api_key)
     _prepare_scenarios(emulator, client)
-    conn = {"immuta_default": immuta_connection(emulator.url, emulator.api_key)}
+    conn = {
+        "immuta_default": immuta_connection(emulator.url, emulator.api_key),
+        s.NO_RETRIES_CONN_ID: immuta_connection(emulator.url, emulator.api_key, max_retries=0),
+    }
     fast = {"IMMUTA_SYNC_POLL_INTERVAL": str(s.POLL_INTERVAL)}
 
     with run_emulator(
@@ -219,12 +232,13 @@ def test_sync_succeeds_and_returns_the_run_summary(runs: Runs, task: str, key: s
 
 
 def test_extra_links_point_at_the_immuta_ui(runs: Runs) -> None:
-    xcom = runs.operator.xcom["sync_deferred"]
+    run = runs.operator
     (remote,) = runs.runs[s.SYNC_DEFERRED]
-    base = xcom["immuta_link"]["base_url"]
-    assert xcom["_link_ImmutaConnectionLink"] == f"{base}/#/connections/{s.SYNC_DEFERRED}"
-    assert xcom["_link_ImmutaTaskRunLink"] == (
-        f"{base}/#/connections/{s.SYNC_DEFERRED}/tasks/{remote['task_id']}/runs/{remote['run_id']}"
+    base = run.xcom["sync_deferred"]["immuta_link"]["base_url"]
+    connection_url = f"{base}/#/connections/{s.SYNC_DEFERRED}"
+    assert run.link("sync_deferred", "ImmutaConnectionLink") == connection_url
+    assert run.link("sync_deferred", "ImmutaTaskRunLink") == (
+        f"{connection_url}/tasks/{remote['task_id']}/runs/{remote['run_id']}"
     )
 
 
@@ -281,6 +295,20 @@ def test_reuse_running_sync_attaches_instead_of_starting_another(runs: Runs) -> 
     assert runs.tasks_created[s.REATTACH] == 1
     assert len(runs.runs[s.REATTACH]) == 1
     assert run.lines_with("Attaching to the sync already", f"'{s.REATTACH}'")
+
+
+def test_a_retry_resumes_the_run_of_the_try_that_lost_contact(runs: Runs) -> None:
+    run = runs.operator
+    info = run.tasks["resume_after_lost_contact"]
+    assert info["state"] == "success", run.describe()
+    assert info["try_number"] == 2
+    (failure,) = _failure_lines(run, s.RESUME)
+    assert f"giving up after {s.RESUME_FAILED_POLLS} failed polls in a row" in failure
+    (remote,) = runs.runs[s.RESUME]  # one sync, not one per try
+    assert runs.tasks_created[s.RESUME] == 1
+    result = run.return_value("resume_after_lost_contact")
+    assert (result["run_id"], result["status"]) == (remote["run_id"], "COMPLETED")
+    assert run.lines_with("An earlier try of this task started Immuta task", remote["run_id"])
 
 
 def test_the_api_key_never_appears_in_logs_or_xcom(runs: Runs) -> None:
@@ -381,11 +409,9 @@ def test_connection_test_with_an_unreachable_host(runs: Runs) -> None:
 
 def _rebuilt(trigger: Any) -> Any:
     """What the triggerer does: serialize, store, import the class path, instantiate."""
-    from airflow.sdk.serde import deserialize, serialize
-
     classpath, kwargs = trigger.serialize()
     module, _, name = classpath.rpartition(".")
-    return getattr(importlib.import_module(module), name)(**deserialize(serialize(kwargs)))
+    return getattr(importlib.import_module(module), name)(**trigger_round_trip(kwargs))
 
 
 @pytest.fixture

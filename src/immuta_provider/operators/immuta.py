@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import conf
-from immuta_provider._task_runs import ACTIVE_STATUSES, latest_run, run_summary, status_text
+from immuta_provider._task_runs import (
+    ACTIVE_STATUSES,
+    SUCCESS_STATUS,
+    fetch_run,
+    latest_run,
+    run_summary,
+    status_text,
+)
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator, check_positive
 
@@ -20,6 +27,8 @@ if TYPE_CHECKING:
     from immuta_provider.hooks.immuta import ImmutaHook
 
 SYNC_TASK_TYPE = "DATA_OBJECT_SYNC"
+EARLIER_TRY_KEY = "immuta_sync_run"
+"""Key in Airflow's ``task_state_store`` (3.3+) of the run this task instance started."""
 
 
 class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
@@ -28,7 +37,10 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
     The operator creates a ``DATA_OBJECT_SYNC`` task on the connection and follows its run. With
     ``reuse_running_sync`` it first looks for a sync of that connection that is already pending or
     running (started by an earlier try of this task, or outside Airflow) and follows that one
-    instead of starting a duplicate.
+    instead of starting a duplicate. On Airflow 3.3+ it also remembers its run in the task
+    instance's ``task_state_store``, so a retry after a worker crash picks that run up again even
+    if it has completed meanwhile (returning its result without syncing again); a task instance
+    that succeeded forgets it, so clearing it starts a new sync.
 
     When the run completes the operator returns (as XCom) a dict with ``connection_key``,
     ``immuta_task_id``, ``run_id``, ``status``, ``created_at``, ``started_at``, ``completed_at``
@@ -100,25 +112,54 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             self.connection_key,
             hook.connection_url(self.connection_key),
         )
-        task, run = self._start_or_attach(client)
-        self._immuta_task_id = task.task_id
+        store = context.get("task_state_store")  # Airflow 3.3+
+        immuta_task_id, run = self._start_or_attach(client, store)
+        self._immuta_task_id = immuta_task_id
         self._run_id = run.run_id if run is not None else None
         self._push_link(context)
         if run is not None:
             self.log.info(
                 "Immuta task run: %s",
-                hook.task_run_url(self.connection_key, task.task_id, run.run_id),
+                hook.task_run_url(self.connection_key, immuta_task_id, run.run_id),
             )
         if not self.wait_for_completion:
             self._finished = True
             if run is None:
-                return {"connection_key": self.connection_key, "immuta_task_id": task.task_id}
-            return run_summary(self.connection_key, task.task_id, run)
+                return {"connection_key": self.connection_key, "immuta_task_id": immuta_task_id}
+            return run_summary(self.connection_key, immuta_task_id, run)
 
-        return self._wait_or_defer(client, task.task_id, run)
+        if store is not None:
+            # Before waiting: a retry after a crash finds the run here.
+            store.set(
+                EARLIER_TRY_KEY,
+                {
+                    "connection_key": self.connection_key,
+                    "immuta_task_id": immuta_task_id,
+                    "run_id": self._run_id,
+                },
+            )
+        result = self._wait_or_defer(client, immuta_task_id, run)
+        self._forget_run(context)
+        return result
 
-    def _start_or_attach(self, client: ImmutaClient) -> tuple[Task, TaskRun | None]:
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: return the run summary or fail the task."""
+        result = super().execute_complete(context, event)
+        self._forget_run(context)
+        return result
+
+    def _forget_run(self, context: Any) -> None:
+        """The task instance succeeded: a later clear must start a new sync, not resume this one."""
+        store = context.get("task_state_store")
+        if store is not None:
+            store.delete(EARLIER_TRY_KEY)
+
+    def _start_or_attach(self, client: ImmutaClient, store: Any) -> tuple[str, TaskRun | None]:
+        """The Immuta task id and run to follow: an earlier try's, a running sync, or a new one."""
         if self.reuse_running_sync:
+            earlier = self._run_of_an_earlier_try(client, store)
+            if earlier is not None:
+                return earlier
             found = self._find_running_sync(client)
             if found is not None:
                 task, run = found
@@ -130,7 +171,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                     task.task_id,
                     run.run_id,
                 )
-                return task, run
+                return task.task_id, run
         task = client.create_task(self.connection_key, SYNC_TASK_TYPE, extra_body=self.extra_body)
         first_run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
         self.log.info(
@@ -139,7 +180,41 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             task.task_id,
             first_run.run_id if first_run is not None else "(not created yet)",
         )
-        return task, first_run
+        return task.task_id, first_run
+
+    def _run_of_an_earlier_try(
+        self, client: ImmutaClient, store: Any
+    ) -> tuple[str, TaskRun] | None:
+        """The run an earlier try of this task instance started, if it is going or completed.
+
+        A completed one is returned too: its result is this try's result (the earlier try died
+        after Immuta finished). A failed or cancelled one is not: the retry syncs again.
+        """
+        saved = store.get(EARLIER_TRY_KEY) if store is not None else None
+        if not isinstance(saved, dict) or saved.get("connection_key") != self.connection_key:
+            return None
+        from immuta_provider.client.errors import ImmutaNotFoundError
+
+        immuta_task_id = str(saved["immuta_task_id"])
+        try:
+            run = fetch_run(client, self.connection_key, immuta_task_id, saved.get("run_id"))
+        except ImmutaNotFoundError:
+            return None
+        if run is None:
+            return None
+        status = status_text(run.status)
+        if status != SUCCESS_STATUS and status not in ACTIVE_STATUSES:
+            return None
+        self.log.info(
+            "An earlier try of this task started Immuta task %s run %s, which is %s: %s",
+            immuta_task_id,
+            run.run_id,
+            status,
+            "returning its result without syncing again."
+            if status == SUCCESS_STATUS
+            else "following it instead of starting another sync.",
+        )
+        return immuta_task_id, run
 
     def _find_running_sync(self, client: ImmutaClient) -> tuple[Task, TaskRun] | None:
         for status in ACTIVE_STATUSES:

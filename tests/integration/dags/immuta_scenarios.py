@@ -9,7 +9,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from airflow.sdk import DAG, chain, task
+try:
+    from airflow.sdk import DAG, chain, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import task
+    from airflow.models.baseoperator import chain
+    from airflow.models.dag import DAG
 from tests.integration import scenarios as s
 
 from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
@@ -45,6 +50,14 @@ with DAG(
         sync("failure_deferred", s.FAILING, deferrable=True),
         start_sync_outside_the_operator(),
         sync("reattach_deferred", s.REATTACH, deferrable=True, reuse_running_sync=True),
+        sync(
+            "resume_after_lost_contact",
+            s.RESUME,
+            deferrable=False,
+            immuta_conn_id=s.NO_RETRIES_CONN_ID,
+            retries=1,
+            retry_delay=datetime.timedelta(seconds=1),
+        ),
         sync("timeout_blocking", s.STUCK_BLOCKING, deferrable=False, timeout=s.TIMEOUT_SECONDS),
         sync("timeout_deferred", s.STUCK_DEFERRED, deferrable=True, timeout=s.TIMEOUT_SECONDS),
         sync("cancelled_blocking", s.CANCEL_BLOCKING, deferrable=False),
