@@ -56,6 +56,7 @@ CONNECTION_KEY = "snowflake-prod"  # ACTIVE in the emulator's demo seed
 DBT_ACCOUNT_ID = 1
 DBT_TOKEN = "dbt-bench-token"
 API_KEY = "immuta-bench-key"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _rss_kib() -> int:
@@ -77,21 +78,51 @@ def _epoch(value: Any) -> float | None:
 # ------------------------------------------------------------------- the variant process
 
 
-async def _create_immuta_runs(config: dict[str, Any]) -> list[tuple[str, str]]:
-    from immuta_provider.client import AsyncImmutaClient
+async def _create_runs(config: dict[str, Any]) -> None:
+    """The run maker (its own process, so its CPU is not the fleet's): one JSON line per run.
 
-    semaphore = asyncio.Semaphore(16)
-    async with AsyncImmutaClient(
-        config["url"], config["api_key"], verify=config["ca_cert"]
-    ) as client:
+    Runs are made at most ``count / poll_interval`` per second, so that the fleet's triggers,
+    each started as its run arrives, are spread over at least one poll interval.
+    """
+    import httpx
 
-        async def one() -> tuple[str, str]:
+    count, pace = config["count"], config["poll_interval"] / config["count"]
+    limits = httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=600)
+    transport = httpx.AsyncHTTPTransport(verify=_context(config["ca_cert"]), limits=limits)
+    headers = {"Authorization": f"Bearer {config['api_key']}"}
+    semaphore = asyncio.Semaphore(8)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(
+        base_url=config["url"], transport=transport, headers=headers, timeout=60
+    ) as http:
+
+        async def make(index: int) -> None:
+            await asyncio.sleep(max(0.0, started + index * pace - time.perf_counter()))
             async with semaphore:
-                task = await client.create_task(CONNECTION_KEY)
-                page = await client.list_task_runs(CONNECTION_KEY, task.task_id).get_page()
-                return task.task_id, page.items[0].run_id
+                if config["variant"] == "dbt":
+                    body = {"count": 1, "duration": config["run_duration"]}
+                    made = (await http.post("/_stub/runs", json=body)).json()["runs"][0]
+                    run = {"id": made["id"], "finishes_at": made["finishes_at"]}
+                else:
+                    tasks = f"/api/connections/{CONNECTION_KEY}/tasks"
+                    created = await http.post(tasks, json={"type": "DATA_OBJECT_SYNC"})
+                    created.raise_for_status()
+                    task_id = created.json()["taskId"]
+                    runs = (await http.get(f"{tasks}/{task_id}/runs")).json()["runs"]
+                    run = {"task_id": task_id, "run_id": runs[0]["runId"]}
+            sys.stdout.write(json.dumps(run) + "\n")
+            sys.stdout.flush()
 
-        return list(await asyncio.gather(*(one() for _ in range(config["count"]))))
+        await asyncio.gather(*(make(index) for index in range(count)))
+        opened = len(transport._pool.connections)
+    sys.stdout.write(json.dumps({"creator_connections": opened}) + "\n")
+    sys.stdout.flush()
+
+
+def _context(ca_cert: str) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=ca_cert)
 
 
 def _per_poll_trigger_class() -> type[Any]:
@@ -126,23 +157,20 @@ def _per_poll_trigger_class() -> type[Any]:
     return PerPollClientTrigger
 
 
-def _trigger_factory(config: dict[str, Any]) -> Callable[[list[Any]], list[Any]]:
-    """Import the variant's trigger class (before the runs are made) and return a builder."""
+def _trigger_factory(config: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+    """Import the variant's trigger class (before the phase) and return a builder of one."""
     deadline = time.time() + config["run_duration"] + 300
     if config["variant"] == "dbt":
         from airflow.providers.dbt.cloud.triggers.dbt import DbtCloudRunJobTrigger
 
-        def build_dbt(runs: list[Any]) -> list[Any]:
-            return [
-                DbtCloudRunJobTrigger(
-                    conn_id="dbt_cloud_default",
-                    run_id=run["id"],
-                    end_time=deadline,
-                    poll_interval=config["poll_interval"],
-                    account_id=DBT_ACCOUNT_ID,
-                )
-                for run in runs
-            ]
+        def build_dbt(run: dict[str, Any]) -> Any:
+            return DbtCloudRunJobTrigger(
+                conn_id="dbt_cloud_default",
+                run_id=run["id"],
+                end_time=deadline,
+                poll_interval=config["poll_interval"],
+                account_id=DBT_ACCOUNT_ID,
+            )
 
         return build_dbt
     if config["variant"] in ("ours", *WHAT_IF):
@@ -154,57 +182,78 @@ def _trigger_factory(config: dict[str, Any]) -> Callable[[list[Any]], list[Any]]
     # Everything a first poll would import, so the phase measures polling, not imports.
     import immuta_provider.hooks.immuta  # noqa: F401
 
-    def build_ours(runs: list[Any]) -> list[Any]:
-        return [
-            trigger_class(
-                immuta_conn_id="immuta_default",
-                connection_key=CONNECTION_KEY,
-                immuta_task_id=task_id,
-                run_id=run_id,
-                poll_interval=config["poll_interval"],
-                deadline=deadline,
-            )
-            for task_id, run_id in runs
-        ]
+    def build_ours(run: dict[str, Any]) -> Any:
+        return trigger_class(
+            immuta_conn_id="immuta_default",
+            connection_key=CONNECTION_KEY,
+            immuta_task_id=run["task_id"],
+            run_id=run["run_id"],
+            poll_interval=config["poll_interval"],
+            deadline=deadline,
+        )
 
     return build_ours
 
 
-async def _drive(
-    triggers: list[Any], poll_interval: float, time_limit: float
-) -> tuple[list[tuple[float, dict[str, Any]] | None], int]:
-    """Run every trigger until its first event; starts spread over one poll interval."""
-    events: list[tuple[float, dict[str, Any]] | None] = [None] * len(triggers)
-    peak = _rss_kib()
-    done = asyncio.Event()
+class _Fleet:
+    """What the fleet phase saw: one entry per trigger, in the order runs were made."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.events: list[tuple[float, dict[str, Any]] | None] = []
+        self.peak_kib = _rss_kib()
+        self.creator_connections = 0
+        self.timed_out = 0
+
+
+async def _drive(config: dict[str, Any], build: Callable[[dict[str, Any]], Any]) -> _Fleet:
+    """Start a trigger as each run arrives from the run maker; wait for every first event.
+
+    Stops at ``run_duration + 30`` seconds after the last run was made: a fleet that cannot keep
+    up is a result too. Unfinished triggers are left as they are (cancelling a thousand requests
+    queued in httpx's pool takes minutes of its own); the process exits right after reporting.
+    """
+    fleet = _Fleet()
+    finished = asyncio.Event()
 
     async def sample_rss() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _rss_kib())
+        while not finished.is_set():
+            fleet.peak_kib = max(fleet.peak_kib, _rss_kib())
             await asyncio.sleep(0.5)
 
     async def one(index: int, trigger: Any) -> None:
-        await asyncio.sleep(index * poll_interval / len(triggers))
         generator = trigger.run()
-        try:
-            event = await generator.__anext__()
-        finally:
-            await generator.aclose()
-        events[index] = (time.time(), dict(event.payload))
+        event = await generator.__anext__()
+        fleet.events[index] = (time.time(), dict(event.payload))
+        await generator.aclose()
 
     sampler = asyncio.ensure_future(sample_rss())
-    tasks = [asyncio.ensure_future(one(i, t)) for i, t in enumerate(triggers)]
-    try:
-        # A fleet that cannot keep up is a result too: stop it at the limit and report.
-        _, pending = await asyncio.wait(tasks, timeout=time_limit)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        done.set()
-        await sampler
-    return events, max(peak, _rss_kib())
+    maker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.fleet",
+        "create",
+        json.dumps(config),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert maker.stdout is not None
+    tasks = []
+    async for line in maker.stdout:
+        item = json.loads(line)
+        if "creator_connections" in item:
+            fleet.creator_connections = item["creator_connections"]
+            continue
+        fleet.runs.append(item)
+        fleet.events.append(None)
+        tasks.append(asyncio.ensure_future(one(len(tasks), build(item))))
+    await maker.wait()
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=config["run_duration"] + 30)
+        fleet.timed_out = len(pending)
+    finished.set()
+    await sampler
+    return fleet
 
 
 def _apply_experiment(config: dict[str, Any]) -> None:
@@ -268,37 +317,25 @@ def _variant_main(config: dict[str, Any]) -> dict[str, Any]:
         force=True,
     )
     admin = httpx.Client(base_url=config["url"], verify=config["ca_cert"], timeout=30)
-    build_triggers = _trigger_factory(config)
-    created_at = time.time()
-    if config["variant"] == "dbt":
-        created = admin.post(
-            "/_stub/runs", json={"count": config["count"], "duration": config["run_duration"]}
-        ).json()["runs"]
-        finishes = {run["id"]: run["finishes_at"] for run in created}
-        runs: list[Any] = created
-    else:
-        runs = asyncio.run(_create_immuta_runs(config))
-    creation_s = time.time() - created_at
-    triggers = build_triggers(runs)
+    build = _trigger_factory(config)
     gc.collect()
     rss_before = _rss_kib()
     admin.post("/_bench/reset").raise_for_status()
     server_cpu_before = _process_cpu(config["server_pid"])
     profiler = _start_profiler(config)
     cpu_before, wall_before = time.process_time(), time.perf_counter()
-    events, peak_kib = asyncio.run(
-        _drive(triggers, config["poll_interval"], config["run_duration"] + 120)
-    )
+    loop = asyncio.new_event_loop()
+    fleet = loop.run_until_complete(_drive(config, build))
     cpu = time.process_time() - cpu_before
-    _stop_profiler(profiler, config)
     wall = time.perf_counter() - wall_before
+    _stop_profiler(profiler, config)
     server_cpu = _process_cpu(config["server_pid"]) - server_cpu_before
     stats = admin.get("/_bench/stats").json()
     admin.close()
 
     latencies: list[float] = []
     statuses: dict[str, int] = {}
-    for item in events:
+    for run, item in zip(fleet.runs, fleet.events, strict=True):
         if item is None:
             statuses["no event"] = statuses.get("no event", 0) + 1
             continue
@@ -306,7 +343,7 @@ def _variant_main(config: dict[str, Any]) -> dict[str, Any]:
         status = str(payload.get("status"))
         statuses[status] = statuses.get(status, 0) + 1
         if config["variant"] == "dbt":
-            finished = finishes.get(payload.get("run_id"))
+            finished = run.get("finishes_at")
         else:
             finished = _epoch((payload.get("run") or {}).get("completed_at"))
         if finished is not None and status == "success":
@@ -315,19 +352,20 @@ def _variant_main(config: dict[str, Any]) -> dict[str, Any]:
     polls = sum(stats["requests"][route] for route in poll_route)
     return {
         "variant": config["variant"],
-        "triggers": len(triggers),
+        "triggers": len(fleet.runs),
         "statuses": statuses,
         "cpu_s": cpu,
-        "run_creation_s": creation_s,
         "wall_s": wall,
         "polls": polls,
         "requests": stats["requests"],
-        "connections": stats["connections"],
+        # The run maker's own connections are not the fleet's.
+        "connections": stats["connections"] - fleet.creator_connections,
+        "run_maker_connections": fleet.creator_connections,
         "server_cpu_s": server_cpu,
         "rss_before_mib": rss_before / 1024,
-        "rss_growth_mib": (peak_kib - rss_before) / 1024,
+        "rss_growth_mib": (fleet.peak_kib - rss_before) / 1024,
         "latencies_s": sorted(latencies),
-        "example_event": events[0][1] if events[0] else None,
+        "example_event": fleet.events[0][1] if fleet.events and fleet.events[0] else None,
     }
 
 
@@ -371,7 +409,7 @@ def run_variant(python: str, env: dict[str, str], config: dict[str, Any]) -> dic
         env=env,
         timeout=config["run_duration"] + 400,
         check=False,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=REPO,
     )
     if completed.returncode != 0 or not out.exists():
         raise RuntimeError(
@@ -586,5 +624,12 @@ def _ms(value: float | None) -> str:
 
 
 if __name__ == "__main__":
-    settings = json.loads(sys.argv[1])
-    Path(settings["out"]).write_text(json.dumps(_variant_main(settings), default=str))
+    if sys.argv[1] == "create":
+        asyncio.run(_create_runs(json.loads(sys.argv[2])))
+    else:
+        settings = json.loads(sys.argv[1])
+        Path(settings["out"]).write_text(json.dumps(_variant_main(settings), default=str))
+        # Skip the event loop's clean-up: cancelling triggers still queued (a fleet that did not
+        # keep up) takes minutes in httpx's pool, and the figures are written.
+        logging.shutdown()
+        os._exit(0)
