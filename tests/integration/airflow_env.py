@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,8 @@ class RunningDag:
             data = json.loads(self.result.read_text())
             run.state, run.tasks, run.xcom = data["state"], data["tasks"], data["xcom"]
             run.links = data.get("links", {})
+            if not AIRFLOW_V3:
+                _start_dates_from_the_log(run)
             # Start of the process to the end of dag.test(), whenever wait() is called.
             run.wall_seconds = round(data["finished_at"] - self.started, 1)
         return run
@@ -250,6 +253,31 @@ def log_lines(output: str) -> list[str]:
         if not copy:
             kept.append(line)
     return kept
+
+
+_DAG_TEST_START = re.compile(
+    r"^\[(?P<at>[^\]]+)\] \{dag\.py:\d+\} INFO - \[DAG TEST\] starting "
+    r"task_id=(?P<task>\S+) map_index=(?P<map_index>-?\d+)"
+)
+
+
+def _start_dates_from_the_log(run: DagRunResult) -> None:
+    """Fill in the task start dates that 2.11's ``dag.test()`` leaves empty.
+
+    2.11 runs each task without the state checks that set ``start_date``, but logs
+    ``[DAG TEST] starting task_id=... map_index=...`` when it starts one: the first such record
+    of a task is its start.
+    """
+    for line in log_lines(run.output):
+        found = _DAG_TEST_START.match(line)
+        if found is None:
+            continue
+        index = int(found["map_index"])
+        name = found["task"] if index < 0 else f"{found['task']}[{index}]"
+        info = run.tasks.get(name)
+        if info is not None and info.get("start_date") is None:
+            at = datetime.strptime(found["at"], "%Y-%m-%dT%H:%M:%S.%f%z")
+            info["start_date"] = at.isoformat()
 
 
 def dag_bag(dag_file: Path) -> Any:
