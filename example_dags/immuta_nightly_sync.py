@@ -22,7 +22,10 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+try:
+    from airflow.sdk import dag, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import dag, task
 
 from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
 

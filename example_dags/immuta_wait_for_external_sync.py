@@ -21,7 +21,11 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, task
+try:
+    from airflow.sdk import Param, dag, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import dag, task
+    from airflow.models.param import Param
 
 from immuta_provider.operators import ImmutaSearchDataObjectsOperator
 from immuta_provider.sensors import ImmutaConnectionHealthSensor, ImmutaTaskRunSensor

@@ -328,7 +328,7 @@ def test_validate_returns_the_health_and_logs_each_component(runs: Runs) -> None
     # Policy and audit are not enabled on the created connection: reported, not checked.
     assert health["components"]["policy"]["enabled"] is False
     assert run.lines_with("audit: not enabled (not checked)")
-    assert run.xcom["validate_healthy"]["_link_ImmutaConnectionLink"].endswith(
+    assert run.link("validate_healthy", "ImmutaConnectionLink").endswith(
         f"/#/connections/{c.HEALTHY}"
     )
 
@@ -431,7 +431,7 @@ def test_delete_waits_for_the_deletion_task_and_the_connection_is_gone(
     assert result["immuta_task_id"] and result["run_id"]
     assert runs.after["connections"][key] is None
     assert run.lines_with(f"'{key}'", "-> COMPLETED after")
-    assert run.xcom[task]["_link_ImmutaTaskRunLink"].endswith(
+    assert run.link(task, "ImmutaTaskRunLink").endswith(
         f"/tasks/{result['immuta_task_id']}/runs/{result['run_id']}"
     )
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from airflow.sdk import DAG, chain, task
+try:
+    from airflow.sdk import DAG, chain, task
+except ImportError:  # Airflow 2.11
+    from airflow.decorators import task
+    from airflow.models.baseoperator import chain
+    from airflow.models.dag import DAG
 from tests.integration import connection_scenarios as c
 
 from immuta_provider.operators import (
