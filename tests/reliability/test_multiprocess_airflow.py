@@ -44,6 +44,7 @@ TRIGGERER_LOSS_KEY = "reliability-triggerer-loss"
 TRIGGERER_RESTART_KEY = "reliability-triggerer-restart"
 TASK_PROCESS_KILL_KEY = "snowflake-prod"
 WORKER_KILL_KEY = "databricks-analytics"
+WORKER_KILL_LATE_KEY = "reliability-worker-kill-late"
 MARK_FAILED_KEY = "reliability-mark-failed"
 DEADLINE_KEY = "reliability-deadline"
 DEADLINE_TIMEOUT_SECONDS = 40
@@ -56,6 +57,7 @@ DAG_IDS = (
     "reliability_deadline_after_move",
     "reliability_task_process_kill",
     "reliability_worker_kill",
+    "reliability_worker_kill_late",
     "reliability_mark_failed",
 )
 
@@ -330,13 +332,30 @@ def test_triggerer_loss_moves_the_sync_without_cancelling_or_resetting_it(
     assert deadline_before is not None, "the DAG sets a timeout: the trigger must carry a deadline"
 
     killed_at = time.monotonic()
+    exited_by_itself = None
     if how == "SIGKILL":
         # The whole process group, the trigger runner subprocess included.
         holder.kill_group()
     else:
-        holder.terminate_group()
+        exited_by_itself = holder.terminate_group(timeout=30)
+    stopped_seconds = time.monotonic() - killed_at
     # (a killed child stays a zombie until its new parent reaps it: allow a moment)
     wait_until(f"{holder.name}'s processes to be gone", lambda: not group_alive(holder.pid), 30)
+
+    # Losing a triggerer, even gracefully, is not a reason to touch the remote run.
+    _, run_after_stop = emulator.only_run(key)
+    cancels = emulator.cancel_count(key)
+    assert run_after_stop["status"] not in CANCEL_STATES and cancels == 0, (
+        f"stopping {holder.name} ({how}) cancelled the remote run ({cancels} cancel "
+        f"request(s)): {run_after_stop}"
+    )
+    assert exited_by_itself is not False, (
+        f"{holder.name} did not stop within 30 s of SIGTERM (SIGKILLed then):\n{holder.log_tail()}"
+    )
+    assert run_after_stop["status"] in ACTIVE, (
+        f"inconclusive: the run ended before the takeover ({stopped_seconds:.0f}s to stop "
+        f"{holder.name}): {run_after_stop}"
+    )
 
     polls_at_kill = emulator.poll_count(key, immuta_task_id)
     samples: list[tuple[float, int]] = []
@@ -391,6 +410,7 @@ def test_triggerer_loss_moves_the_sync_without_cancelling_or_resetting_it(
         "killed": f"{holder.name} (job {holder_job}, process group {holder.pid}, {how})",
         "took_over": f"{survivor.name} (job {survivor.job_id})",
         "restarted": f"{restarted.name} (job {restarted.job_id})",
+        "stopped_seconds": round(stopped_seconds, 1),
         "takeover_seconds": round(takeover_seconds, 1),
         "first_poll_after_kill_seconds": round(first_poll_after_kill, 1),
         "tasks_created": emulator.tasks_created(key),
@@ -603,6 +623,58 @@ def test_worker_kill_retry_reattaches_to_the_same_run(
         "retry_try_number": retry["try_number"],
     }
     print(f"\nworker kill ({victim}): {reliability_figures[f'worker_kill[{victim}]']}")
+
+
+class InconclusiveScenario(RuntimeError):
+    """The scenario's precondition did not hold (timing); not a verdict on the operator."""
+
+
+def test_worker_kill_retry_after_the_run_completed_does_not_sync_again(
+    cluster: AirflowCluster,
+    emulator: EmulatorProcess,
+    reliability_figures: dict[str, dict[str, Any]],
+) -> None:
+    """The worker dies and Immuta finishes the run before Airflow notices: the retry must pick
+    up the finished run (the task's task_state_store), not start a second sync.
+
+    Listing PENDING/RUNNING syncs (reuse_running_sync) cannot find a finished run; this failed
+    before the operator kept the run in task_state_store (commit 5893252).
+    """
+    dag_id, key = "reliability_worker_kill_late", WORKER_KILL_LATE_KEY
+    emulator.create_connection(key)
+    # Shorter than Airflow takes to notice a dead worker (the 12 s heartbeat timeout).
+    emulator.set_sync_duration(key, 6.0)
+    run_id = cluster.trigger_dag(dag_id)
+    cluster.wait_for_task_state(dag_id, run_id, TASK, {"running"}, timeout=120)
+    immuta_task = wait_until("the first try to start a sync", lambda: emulator.user_tasks(key), 60)[
+        0
+    ]
+    task_pid = int(cluster.task_instance(dag_id, run_id, TASK)["pid"])
+    worker_pid = parent_of(task_pid)
+    if parent_of(worker_pid) != cluster.components["scheduler"].pid:
+        raise InconclusiveScenario(f"unexpected process tree above task pid {task_pid}")
+    for pid in process_tree(worker_pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    def completed() -> dict[str, Any] | None:
+        runs = emulator.runs(key, immuta_task["taskId"])
+        return runs[-1] if runs and runs[-1]["status"] == "COMPLETED" else None
+
+    wait_until("the run to complete", completed, timeout=60)
+    if cluster.task_instance(dag_id, run_id, TASK)["try_number"] != 1:
+        raise InconclusiveScenario("the retry began before the run completed")
+
+    ti = cluster.wait_for_task_state(dag_id, run_id, TASK, {"success", "failed"}, timeout=120)
+    created = emulator.tasks_created(key)
+    reliability_figures["worker_kill[run completed before the retry]"] = {
+        "tasks_created": created,
+        "airflow_task": f"{ti['state']} on try {ti['try_number']}",
+    }
+    print(f"\nworker kill, run completed before the retry: {created} sync task(s) created")
+    assert ti["state"] == "success"
+    assert ti["try_number"] == 2
+    assert created == 1, f"the retry started a second sync ({created} tasks created)"
 
 
 def test_marking_the_deferred_task_failed_cancels_the_remote_run(

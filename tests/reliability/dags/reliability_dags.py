@@ -23,6 +23,7 @@ TRIGGERER_LOSS_KEY = "reliability-triggerer-loss"
 TRIGGERER_RESTART_KEY = "reliability-triggerer-restart"
 TASK_PROCESS_KILL_KEY = "snowflake-prod"
 WORKER_KILL_KEY = "databricks-analytics"
+WORKER_KILL_LATE_KEY = "reliability-worker-kill-late"
 MARK_FAILED_KEY = "reliability-mark-failed"
 DEADLINE_KEY = "reliability-deadline"
 # Short enough to pass while the test waits, long enough for a triggerer to die and be replaced.
@@ -54,6 +55,7 @@ with DAG("reliability_deadline_after_move", schedule=None, start_date=START, cat
 for dag_id, connection_key in (
     ("reliability_task_process_kill", TASK_PROCESS_KILL_KEY),
     ("reliability_worker_kill", WORKER_KILL_KEY),
+    ("reliability_worker_kill_late", WORKER_KILL_LATE_KEY),
 ):
     with DAG(dag_id, schedule=None, start_date=START, catchup=False):
         ImmutaDataObjectSyncOperator(
