@@ -209,7 +209,7 @@ class _Fleet:
 async def _drive(config: dict[str, Any], build: Callable[[dict[str, Any]], Any]) -> _Fleet:
     """Start a trigger as each run arrives from the run maker; wait for every first event.
 
-    Stops at ``run_duration + 30`` seconds after the last run was made: a fleet that cannot keep
+    Stops ``poll_interval + run_duration + 40`` seconds after it began: a fleet that cannot keep
     up is a result too. Unfinished triggers are left as they are (cancelling a thousand requests
     queued in httpx's pool takes minutes of its own); the process exits right after reporting.
     """
@@ -228,6 +228,9 @@ async def _drive(config: dict[str, Any], build: Callable[[dict[str, Any]], Any])
         await generator.aclose()
 
     sampler = asyncio.ensure_future(sample_rss())
+    # Every run is made within about one poll interval and ends run_duration later: the phase
+    # gets that, plus a margin, and no more.
+    stop_at = time.monotonic() + config["poll_interval"] + config["run_duration"] + 40
     maker = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -237,19 +240,26 @@ async def _drive(config: dict[str, Any], build: Callable[[dict[str, Any]], Any])
         stdout=asyncio.subprocess.PIPE,
         cwd=REPO,
     )
-    assert maker.stdout is not None
-    tasks = []
-    async for line in maker.stdout:
-        item = json.loads(line)
-        if "creator_connections" in item:
-            fleet.creator_connections = item["creator_connections"]
-            continue
-        fleet.runs.append(item)
-        fleet.events.append(None)
-        tasks.append(asyncio.ensure_future(one(len(tasks), build(item))))
-    await maker.wait()
+    tasks: list[asyncio.Future[None]] = []
+
+    async def read_runs() -> None:
+        assert maker.stdout is not None
+        async for line in maker.stdout:
+            item = json.loads(line)
+            if "creator_connections" in item:
+                fleet.creator_connections = item["creator_connections"]
+                continue
+            fleet.runs.append(item)
+            fleet.events.append(None)
+            tasks.append(asyncio.ensure_future(one(len(tasks), build(item))))
+        await maker.wait()
+
+    try:
+        await asyncio.wait_for(read_runs(), timeout=stop_at - time.monotonic())
+    except asyncio.TimeoutError:
+        maker.kill()
     if tasks:
-        _, pending = await asyncio.wait(tasks, timeout=config["run_duration"] + 30)
+        _, pending = await asyncio.wait(tasks, timeout=max(0.1, stop_at - time.monotonic()))
         fleet.timed_out = len(pending)
     finished.set()
     await sampler
