@@ -9,16 +9,20 @@ system one). `initdb` refuses to run as root, so as root the server runs as the 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import os
+import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 APT_TIMEOUT_SECONDS = 900
 SERVER_START_TIMEOUT_SECONDS = 60
@@ -97,95 +101,96 @@ class PostgresServer:
         return self.root / "postgres.log"
 
 
-def _as_server_user(argv: list[str]) -> list[str]:
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--", *argv]
-    return argv
+def _server_user_ids() -> tuple[int, int] | None:
+    """(uid, gid) of `postgres` when running as root (initdb and postgres refuse root)."""
+    if os.geteuid() != 0:
+        return None
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid
 
 
-def _wait_accepting(host: str, port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"PostgreSQL did not accept connections on {host}:{port}")
+def _become_server_user(ids: tuple[int, int] | None) -> Callable[[], None]:
+    def preexec() -> None:  # pragma: no cover - runs in the child between fork and exec
+        if ids is not None:
+            os.setgroups([])
+            os.setgid(ids[1])
+            os.setuid(ids[0])
+        # After the uid change (which clears it): die with the pytest process, so that an
+        # interrupted run leaves no server behind.
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+    return preexec
 
 
 @contextlib.contextmanager
 def running_postgres(database: str = "airflow") -> Iterator[PostgresServer]:
-    """Start a fresh PostgreSQL cluster on 127.0.0.1, create `database`, stop it all at the end."""
-    import psycopg2  # the test dependency that Airflow uses too
+    """Start a fresh PostgreSQL cluster on 127.0.0.1, create `database`, stop it all at the end.
 
+    The server is a direct child process (no pg_ctl daemon): it is stopped at the end and it dies
+    with the test process if that is killed.
+    """
     bin_dir = ensure_postgres_installed()
+    ids = _server_user_ids()
     # Not under pytest's tmp_path: that is mode 0700 and the server runs as `postgres`.
     root = Path(tempfile.mkdtemp(prefix="immuta-reliability-pg-"))
     data_dir = root / "data"
     socket_dir = root / "socket"
     socket_dir.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, user="postgres")
-        shutil.chown(socket_dir, user="postgres")
+    if ids is not None:
+        os.chown(root, *ids)
+        os.chown(socket_dir, *ids)
     port = free_port()
     server = PostgresServer(
         host="127.0.0.1", port=port, user="postgres", database=database, root=root
     )
-    started = False
+    process: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run(
-            _as_server_user(
-                [
-                    str(bin_dir / "initdb"),
-                    "-D",
-                    str(data_dir),
-                    "-U",
-                    "postgres",
-                    "--auth=trust",
-                    "-E",
-                    "UTF8",
-                    "--no-sync",
-                ]
-            ),
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            preexec_fn=_become_server_user(ids),
             check=True,
             capture_output=True,
             timeout=120,
         )
-        server_options = " ".join(
-            [
-                "-h 127.0.0.1",
-                f"-p {port}",
-                f"-k {socket_dir}",
-                "-c max_connections=300",
-                # Durability is irrelevant for a test database; speed on 2 cores is not.
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-            ]
-        )
-        subprocess.run(
-            _as_server_user(
+        with server.log_file.open("ab") as log:
+            process = subprocess.Popen(
                 [
-                    str(bin_dir / "pg_ctl"),
+                    str(bin_dir / "postgres"),
                     "-D",
                     str(data_dir),
-                    "-o",
-                    server_options,
-                    "-l",
-                    str(server.log_file),
-                    "-w",
-                    "-t",
-                    str(SERVER_START_TIMEOUT_SECONDS),
-                    "start",
-                ]
-            ),
-            check=True,
-            capture_output=True,
-            timeout=SERVER_START_TIMEOUT_SECONDS + 10,
-        )
-        started = True
-        _wait_accepting(server.host, port, time.monotonic() + SERVER_START_TIMEOUT_SECONDS)
-        connection = psycopg2.connect(
-            host=server.host, port=port, user="postgres", dbname="postgres"
-        )
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-k",
+                    str(socket_dir),
+                    "-c",
+                    "max_connections=300",
+                    # Durability is irrelevant for a test database; speed on 2 cores is not.
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_become_server_user(ids),
+            )
+        connection = _connect_when_ready(server, process)
         try:
             connection.autocommit = True
             with connection.cursor() as cursor:
@@ -194,13 +199,35 @@ def running_postgres(database: str = "airflow") -> Iterator[PostgresServer]:
             connection.close()
         yield server
     finally:
-        if started:
-            subprocess.run(
-                _as_server_user(
-                    [str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "immediate", "-w", "stop"]
-                ),
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
+        if process is not None:
+            process.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _connect_when_ready(server: PostgresServer, process: subprocess.Popen[bytes]) -> Any:
+    import psycopg2  # the driver Airflow uses here too
+
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"PostgreSQL exited with {process.returncode}:\n"
+                + server.log_file.read_text(errors="replace")[-3000:]
+            )
+        try:
+            return psycopg2.connect(
+                host=server.host,
+                port=server.port,
+                user="postgres",
+                dbname="postgres",
+                connect_timeout=5,
+            )
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
