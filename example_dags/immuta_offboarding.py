@@ -74,9 +74,10 @@ def immuta_offboarding() -> None:
 
     @task
     def confirm_gone(
-        params: dict[str, Any], deletion: dict[str, Any], objects: list[dict[str, Any]]
+        deletion: dict[str, Any], objects: list[dict[str, Any]], params: dict[str, Any]
     ) -> dict[str, Any]:
         """Check that Immuta answers 404 for the connection now, and summarise."""
+        # A context argument (params) comes last: Airflow 2.11 gives it a default of None.
         from immuta_provider.client.errors import ImmutaNotFoundError
         from immuta_provider.hooks.immuta import ImmutaHook
 

@@ -18,6 +18,7 @@ Airflow itself is only imported inside the functions, so importing this module s
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -385,8 +386,18 @@ def redact(value: str) -> str:
     return str(_redact(value))
 
 
-AUTHORING_MODULES = ("airflow.sdk",) if AIRFLOW_V3 else ("airflow.models.baseoperator",)
-"""What a DAG file has already imported before it imports an operator (import-cost tests)."""
+AUTHORING_MODULES = (
+    ("airflow.sdk",)
+    if AIRFLOW_V3
+    else (
+        "airflow.models.baseoperator",
+        "airflow.models.baseoperatorlink",
+        "airflow.sensors.base",
+        "airflow.hooks.base",
+    )
+)
+"""Airflow's authoring API, which a DAG file has loaded before it imports an operator: the
+modules ``immuta_provider._compat`` takes its base classes from (import-cost tests)."""
 
 AUTHORING_PREFIXES = ("airflow.sdk.bases.",) if AIRFLOW_V3 else ()
 """Airflow modules an operator module may add on top of :data:`AUTHORING_MODULES`."""
@@ -400,6 +411,12 @@ AIRFLOW2_LOCATIONS = {
     "dag": "airflow.decorators",
     "task": "airflow.decorators",
 }
+
+
+def authoring(name: str) -> Any:
+    """One name of the authoring API (``DAG``, ``Param``, ``chain``, ``dag``, ``task``)."""
+    module = "airflow.sdk" if AIRFLOW_V3 else AIRFLOW2_LOCATIONS[name]
+    return getattr(importlib.import_module(module), name)
 
 
 def authoring_source(code: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.integration.airflow_env import AUTHORING_MODULES, AUTHORING_PREFIXES, authoring
 
 from immuta_provider import get_provider_info
 from immuta_provider.operators._arguments import json_object, optional_json_object
@@ -143,7 +144,7 @@ def test_update_keeps_airflows_own_dry_run_method() -> None:
 
 
 def _dag(tmp_path: Path) -> Any:
-    from airflow.sdk import DAG
+    DAG = authoring("DAG")
 
     return DAG(
         "render_test",
@@ -249,7 +250,7 @@ def test_imports_stay_light_at_dag_parse_time() -> None:
     """One child process (a clean sys.modules): what the packages, then the classes, load."""
     code = (
         "import json, sys\n"
-        "import airflow.sdk\n"
+        f"import {', '.join(AUTHORING_MODULES)}\n"
         "before = set(sys.modules)\n"
         "import immuta_provider.operators, immuta_provider.sensors\n"
         "packages = set(sys.modules) - before\n"
@@ -270,4 +271,4 @@ def test_imports_stay_light_at_dag_parse_time() -> None:
     # The classes load only our light modules and the SDK's base classes: no client, no hook.
     heavy = [m for m in classes if any(m == h or m.startswith(h + ".") for h in HEAVY)]
     assert heavy == []
-    assert all(m.startswith(("immuta_provider", "airflow.sdk.bases.")) for m in classes), classes
+    assert all(m.startswith(("immuta_provider", *AUTHORING_PREFIXES)) for m in classes), classes

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
-from airflow.sdk import Connection
+from tests.integration.airflow_env import connection_from_json, connection_from_uri
 
 from immuta_provider.hooks.connection_settings import (
     DEFAULT_MAX_RETRIES,
@@ -17,12 +18,12 @@ from immuta_provider.hooks.connection_settings import (
 KEY = "an-immuta-api-key-123"
 
 
-def from_uri(uri: str) -> Connection:
-    return Connection.from_uri(uri, conn_id="immuta_test")
+def from_uri(uri: str) -> Any:
+    return connection_from_uri(uri, conn_id="immuta_test")
 
 
-def from_json(**fields: object) -> Connection:
-    return Connection.from_json(
+def from_json(**fields: object) -> Any:
+    return connection_from_json(
         json.dumps({"conn_type": "immuta", **fields}), conn_id="immuta_test"
     )
 

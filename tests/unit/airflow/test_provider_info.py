@@ -1,4 +1,9 @@
-"""The provider info Airflow reads: its schema, and what the 3.3 UI builds from it."""
+"""The provider info Airflow reads: its schema, and the connection form each Airflow builds.
+
+Airflow 3.2+ builds the ``immuta`` form from the provider info (``conn-fields``,
+``ui-field-behaviour``) without importing the hook; 2.11 imports the hook named in
+``connection-types`` and calls ``get_connection_form_widgets`` / ``get_ui_field_behaviour``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 import airflow
 import jsonschema
 import pytest
+from tests.integration.airflow_env import AIRFLOW_V3
 
 from immuta_provider import get_provider_info
 from immuta_provider.hooks.immuta import ImmutaHook
@@ -70,6 +76,10 @@ def test_connection_form_declaration() -> None:
     assert fields["verify_ssl"]["schema"]["default"] is True
 
 
+@pytest.mark.skipif(
+    not AIRFLOW_V3,
+    reason="the 3.2+ API server's form (conn-fields); 2.11's is tested from the hook methods below",
+)
 def test_airflow_ui_metadata_comes_from_provider_info_without_the_hook() -> None:
     """What Airflow 3.3's API server sends to the connection form for type ``immuta``."""
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
@@ -102,3 +112,69 @@ def test_legacy_hook_form_methods_agree_with_provider_info() -> None:
     pytest.importorskip("wtforms", reason="the 2.11 form widgets need wtforms")
     pytest.importorskip("flask_appbuilder", reason="the 2.11 form widgets need flask-appbuilder")
     assert set(ImmutaHook.get_connection_form_widgets()) == set(_connection_type()["conn-fields"])
+
+
+@pytest.mark.skipif(AIRFLOW_V3, reason="Airflow 2.11's web server form (3.x: conn-fields above)")
+def test_airflow_2_builds_the_connection_form_from_the_hook_methods() -> None:
+    """What the 2.11 web server's providers manager collects for type ``immuta``."""
+    from airflow.providers_manager import ProvidersManager
+
+    manager = ProvidersManager()
+    hook = manager.hooks["immuta"]
+    assert hook is not None
+    assert hook.hook_class_name == "immuta_provider.hooks.immuta.ImmutaHook"
+    assert hook.hook_name == "Immuta"
+    assert hook.connection_testable  # the Test button
+    widgets = {
+        name: info for name, info in manager.connection_form_widgets.items() if "immuta" in name
+    }
+    # Stored in the connection's extra under the plain names connection_settings reads.
+    assert {name: info.field_name for name, info in widgets.items()} == {
+        f"extra__immuta__{field}": field for field in _connection_type()["conn-fields"]
+    }
+    assert not any(info.is_sensitive for info in widgets.values())
+    # 2.11 validates the behaviour against its schema and drops it (with only a warning) if
+    # it does not fit, so its presence here is the check.
+    assert manager.field_behaviours["immuta"] == {
+        "hidden_fields": ["schema", "login", "port"],
+        "relabeling": {"host": "Immuta URL", "password": "API key"},
+        "placeholders": {
+            "host": "https://acme.hosted.immutacloud.com",
+            "password": "Immuta API key",
+            "extra__immuta__ca_bundle": "/etc/ssl/certs/immuta-ca.pem",
+        },
+    }
+
+
+@pytest.mark.skipif(AIRFLOW_V3, reason="Airflow 2.11's web server form (3.x: conn-fields above)")
+@pytest.mark.parametrize(
+    ("typed", "errors"),
+    [
+        ({}, set()),
+        ({"timeout": "45", "max_retries": "0", "ca_bundle": "/etc/ca.pem"}, set()),
+        ({"timeout": "0"}, {"timeout"}),
+        ({"max_retries": "-1"}, {"max_retries"}),
+        ({"timeout": "soon"}, {"timeout"}),
+    ],
+)
+def test_airflow_2_connection_form_validates_the_extras(
+    typed: dict[str, str], errors: set[str]
+) -> None:
+    """The 2.11 connection form class, filled in as a user would, accepts or rejects the extras."""
+    from airflow.www.forms import create_connection_form_class
+    from flask import Flask
+    from werkzeug.datastructures import MultiDict
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="form-test", WTF_CSRF_ENABLED=False)
+    data = {"conn_id": "immuta_form", "conn_type": "immuta", "host": "https://acme.example"}
+    data.update({f"extra__immuta__{name}": value for name, value in typed.items()})
+    with app.test_request_context():
+        form_class = create_connection_form_class()
+        form = form_class(formdata=MultiDict(data))
+        form.validate()
+        assert {name.removeprefix("extra__immuta__") for name in form.errors} == errors
+        # A new connection's form starts with the defaults of connection_form.CONN_FIELDS.
+        empty = form_class().data
+        assert empty["extra__immuta__verify_ssl"] is True
+        assert (empty["extra__immuta__timeout"], empty["extra__immuta__max_retries"]) == (30, 3)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from airflow.sdk.serde import deserialize, serialize
+from tests.integration.airflow_env import trigger_round_trip
 
 from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
 
@@ -69,7 +69,7 @@ def test_serialize_is_json_safe_and_complete() -> None:
 
 def test_round_trip_through_airflow_serde_rebuilds_the_same_trigger() -> None:
     classpath, kwargs = _trigger().serialize()
-    rebuilt_kwargs = deserialize(serialize(kwargs))
+    rebuilt_kwargs = trigger_round_trip(kwargs)  # as stored and read back on this Airflow
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**rebuilt_kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
