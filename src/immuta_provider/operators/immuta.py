@@ -62,7 +62,9 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
     :param reuse_running_sync: Attach to a pending or running sync of the connection instead of
         starting a second one.
     :param cancel_on_kill: Cancel the run in Immuta when the task is marked failed, cleared, or
-        times out. A triggerer restart never cancels it.
+        times out. A triggerer restart never cancels it. On Airflow 2.11, which never tells a
+        trigger that its task was killed, a task killed while deferred leaves the run going; the
+        ``timeout`` deadline still cancels it.
     :param extra_body: Extra fields for the create-task request body (templated).
     """
 

@@ -33,7 +33,9 @@ class ImmutaTaskRunTrigger(BaseTrigger):
 
     A triggerer restart or a move to another triggerer never cancels the remote run; only a user
     action on the task (mark failed, clear, mark success) does, through :meth:`on_kill`, and only
-    with ``cancel_on_kill``.
+    with ``cancel_on_kill``. Airflow 2.11 has no trigger ``on_kill`` (it cancels the trigger the
+    same way for a user action as for a restart), so there the run survives a user action too;
+    the deadline works on both.
 
     :param immuta_conn_id: The Airflow connection of type ``immuta``.
     :param connection_key: The Immuta connection the task belongs to.
