@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 LOCK := requirements/airflow-3.3.txt
 LINT_PATHS := $(wildcard src tests example_dags benchmarks scripts)
 
-.PHONY: install test lint typecheck unit demo clean docs browser-deps bench
+.PHONY: install test lint typecheck unit demo clean docs browser-deps bench test-airflow-2.11
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,21 @@ browser-deps:
 
 test: install lint typecheck docs browser-deps
 	$(BIN)/pytest -q
+	$(MAKE) test-airflow-2.11
+
+# Airflow 2.11 (docs/installation.md): the Airflow unit tests and the integration suite again, in
+# a venv of their own from requirements/airflow-2.11.txt (none of them needs the 3.3-only pins).
+AF2_VENV := .venv-af2
+AF2_LOCK := requirements/airflow-2.11.txt
+
+$(AF2_VENV)/.installed: $(BIN)/uv $(AF2_LOCK) pyproject.toml
+	$(BIN)/uv venv -q --allow-existing --python $(PYTHON) $(AF2_VENV)
+	$(BIN)/uv pip install -q --python $(AF2_VENV)/bin/python -r $(AF2_LOCK)
+	$(BIN)/uv pip install -q --python $(AF2_VENV)/bin/python --no-deps -e .
+	touch $@
+
+test-airflow-2.11: $(AF2_VENV)/.installed
+	$(AF2_VENV)/bin/pytest -q -p no:cacheprovider tests/unit/airflow tests/integration
 
 # Benchmarks (benchmarks/README.md): a separate venv with the peer providers we compare against,
 # so that `make test` never depends on them. Prints a table, writes benchmarks/results/latest.json.
