@@ -18,6 +18,7 @@ from immuta_provider.client._base import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_RETRY_AFTER_CAP,
     DEFAULT_TOTAL_TIMEOUT,
+    MAX_CONNECTIONS,
     Call,
     ClientConfig,
     ClientCore,
@@ -86,6 +87,9 @@ class AsyncImmutaClient(ClientCore):
             )
         )
         self._http = httpx.AsyncClient(transport=transport, **self._http_options())
+        # Requests beyond the pool's connections wait here (a FIFO, cheap) rather than in httpx's
+        # pool queue, whose cost grows with its length (see MAX_CONNECTIONS).
+        self._in_flight = asyncio.Semaphore(MAX_CONNECTIONS)
         policy = self._retry_policy
         self._retry_idempotent = AsyncRetrying(
             sleep=sleep, **retrying_options(policy, idempotent=True)
@@ -98,13 +102,14 @@ class AsyncImmutaClient(ClientCore):
 
     async def _attempt(self, call: Call) -> httpx.Response:
         request = call.request
-        response = await self._http.request(
-            request.method,
-            request.path,
-            params=request.params,
-            json=request.json,
-            timeout=self._begin_attempt(call),
-        )
+        async with self._in_flight:
+            response = await self._http.request(
+                request.method,
+                request.path,
+                params=request.params,
+                json=request.json,
+                timeout=self._begin_attempt(call),
+            )
         if not response.is_success:
             raise self._api_error(call, response)
         return response

@@ -60,6 +60,13 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_TOTAL_TIMEOUT = 120.0
 DEFAULT_RETRY_AFTER_CAP = 60.0
+# One async client serves every trigger of a triggerer (hooks/shared_clients.py). httpcore's pool
+# does work in proportion to queued requests x connections on every request and response, and it
+# closes idle connections whenever it holds more than its keep-alive limit: with hundreds of
+# requests queued, that became a TLS handshake per poll and a backlog that fed itself (the trigger
+# fleet in benchmarks/). So the pool keeps every connection it may open, and the async client lets
+# no more requests into httpx at once than the pool has connections.
+MAX_CONNECTIONS = 10
 
 
 @dataclass(frozen=True)
@@ -283,6 +290,9 @@ class ClientCore:
             "timeout": self._timeout,
             "verify": verify,
             "follow_redirects": False,
+            "limits": httpx.Limits(
+                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+            ),
         }
 
     def _start(self, request: Request) -> Call:
