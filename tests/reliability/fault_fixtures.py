@@ -58,6 +58,16 @@ def airflow_connection(conn_id: str, value: str) -> Iterator[None]:
         yield
 
 
+def start_or_attach(operator: Any) -> Any:
+    """The sync operator's first step, as ``execute()`` runs it, without a task instance.
+
+    ``execute()`` passes Airflow 3.3's ``task_state_store`` (a record of the run an earlier try
+    started); without a running task there is none, as on Airflow before 3.3, so only the
+    ``reuse_running_sync`` lookup can find an earlier sync.
+    """
+    return operator._start_or_attach(operator.hook.get_client(), None)
+
+
 # ------------------------------------------------------------------------------- dag.test() runs
 
 

@@ -3,7 +3,8 @@
 Places (columns):
 
 * ``start: lookup``  the sync operator's reattach lookup (GET .../tasks), through
-  ``ImmutaDataObjectSyncOperator._start_or_attach`` (what ``execute`` calls first);
+  ``ImmutaDataObjectSyncOperator._start_or_attach`` (what ``execute`` calls first; with no
+  Airflow 3.3 task state store, as there is no running task);
 * ``start: create``  the create-task POST, same method; afterwards the fault is gone and the
   method runs again, as Airflow's retry of the task would: it must attach to a sync that the
   faulted request did start, never create a second one;
@@ -47,6 +48,7 @@ from tests.reliability.fault_fixtures import (
     dag_tests,
     immuta_connection,
     report,
+    start_or_attach,
     table,
 )
 
@@ -67,6 +69,9 @@ WAIT_TIMEOUT = 0.5  # the operator's timeout in the "cancel: timeout" column
 POLLS_TOLERATED = 5  # RunWatch's default max_consecutive_errors
 CANCEL_STATES = ("CANCELING", "CANCELED")
 WORKERS = 4
+# The emulator loses a POST body when the client hangs up during a latency fault, so a slow
+# create is never served (test_slow_create_is_still_served). Flip when the emulator is fixed.
+EMULATOR_SERVES_SLOW_POST_BODIES = False
 
 
 @dataclass(frozen=True)
@@ -279,7 +284,7 @@ def _record_error(cell: Cell, exc: BaseException) -> None:
 def run_start_lookup(emulator: RunningEmulator, cell: Cell) -> None:
     operator = _operator(cell, reuse_running_sync=True)
     try:
-        operator._start_or_attach(operator.hook.get_client())
+        start_or_attach(operator)
     except Exception as exc:
         _record_error(cell, exc)
     else:
@@ -291,7 +296,7 @@ def run_start_lookup(emulator: RunningEmulator, cell: Cell) -> None:
 def run_start_create(emulator: RunningEmulator, cell: Cell) -> None:
     operator = _operator(cell, reuse_running_sync=True)
     try:
-        operator._start_or_attach(operator.hook.get_client())
+        start_or_attach(operator)
     except Exception as exc:
         _record_error(cell, exc)
     else:
@@ -308,7 +313,7 @@ def run_start_create(emulator: RunningEmulator, cell: Cell) -> None:
         cell.notes["tasks_after_first_try"] = before
         retry = _operator(cell, reuse_running_sync=True)
         try:
-            retry._start_or_attach(retry.hook.get_client())
+            start_or_attach(retry)
         finally:
             retry.hook.close()
         cell.notes["attached"] = admin.counters()["tasks_created"].get(cell.key, 0) == before
@@ -629,7 +634,8 @@ def served_anyway(place: str, fault: FaultKind) -> bool:
     exception: a POST with a body whose client hangs up during the latency is dropped by the
     emulator, as the body can no longer be read (see test_slow_create_is_still_served below).
     """
-    return fault.reaches_app and not (place == "start: create" and "latency" in fault.spec)
+    slow_create = place == "start: create" and "latency" in fault.spec
+    return fault.reaches_app and (EMULATOR_SERVES_SLOW_POST_BODIES or not slow_create)
 
 
 def expected_success(place: str, fault: FaultKind) -> bool:
@@ -703,6 +709,7 @@ def test_cell(matrix: dict[tuple[str, str], Cell], place: str, fault_label: str)
 
 
 @pytest.mark.xfail(
+    not EMULATOR_SERVES_SLOW_POST_BODIES,
     strict=True,
     reason=(
         "emulator bug: a latency fault sleeps before the app reads a POST body, so when the "

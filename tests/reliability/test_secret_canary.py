@@ -48,6 +48,7 @@ from tests.reliability.fault_fixtures import (
     dag_tests,
     immuta_connection,
     report,
+    start_or_attach,
 )
 
 __all__ = ["dag_tests"]  # a fixture used by this module
@@ -404,7 +405,7 @@ def test_operator_hook_and_trigger_never_show_an_echoed_key(echoing: RunningEmul
         task_id="sync", connection_key="canary-echo-401", immuta_conn_id=CONN
     )
     with pytest.raises(ImmutaError) as caught:
-        operator._start_or_attach(operator.hook.get_client())
+        start_or_attach(operator)
     operator.hook.close()
     texts.append(renderings(caught.value))
 
