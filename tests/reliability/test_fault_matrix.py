@@ -587,7 +587,7 @@ def _report(config: pytest.Config, cells: dict[tuple[str, str], Cell], total: fl
         [fault.label] + [cells[(place, fault.label)].outcome() for place in PLACES]
         for fault in FAULTS
     ]
-    lines = table(["fault \\ place", *PLACES], rows, max_width=40)
+    lines = table(["fault \\ place", *PLACES], rows, max_width=54)
     lines.append("")
     lines.append(
         f"{len(cells)} cells in {total}s; per cell: faults fired / requests on the faulted route /"
