@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .airflow_cluster import AirflowCluster, running_cluster, wait_until
+from .airflow_cluster import AirflowCluster, die_with_parent, running_cluster, wait_until
 from .postgres import free_port, running_postgres
 
 # Every wait inside is bounded; this is the backstop (cluster start-up counts in the first test).
@@ -173,6 +173,7 @@ def running_emulator(log_path: Path) -> Iterator[EmulatorProcess]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     emulator = EmulatorProcess(url=f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     try:
