@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type-check against the 3.x SDK
     from airflow.sdk import (
+        Asset,
+        AssetAlias,
         BaseHook,
         BaseOperator,
         BaseOperatorLink,
@@ -49,6 +51,8 @@ else:
 __all__ = [
     "AirflowException",
     "AirflowSensorTimeout",
+    "Asset",
+    "AssetAlias",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
@@ -71,6 +75,17 @@ def __getattr__(name: str) -> Any:
         from airflow.triggers import base  # same path on 2.11 and 3.x
 
         return getattr(base, name)
+    # Assets (Datasets on 2.11): only a sync operator that emits asset events, and DAG files
+    # scheduled on them, need these.
+    if name in ("Asset", "AssetAlias"):
+        try:  # Airflow 3.x
+            from airflow import sdk
+
+            return getattr(sdk, name)
+        except ImportError:  # pragma: no cover - Airflow 2.11
+            from airflow import datasets
+
+            return getattr(datasets, name.replace("Asset", "Dataset"))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

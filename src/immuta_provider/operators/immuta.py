@@ -18,6 +18,7 @@ from immuta_provider._task_runs import (
     run_summary,
     status_text,
 )
+from immuta_provider.assets import DEFAULT_ASSET_ALIAS, immuta_sync_alias
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator, check_positive
 
@@ -48,6 +49,13 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
     A ``FAILED`` run fails the task with Immuta's error code and message; a ``CANCELED`` run fails
     it saying who cancelled it.
 
+    After a completed sync (``wait_for_completion=True``) the operator emits an Airflow asset event
+    (a dataset event on Airflow 2.11) for the connection, through the asset alias ``asset_alias``
+    it declares as an outlet, so that DAGs scheduled on
+    :func:`~immuta_provider.assets.immuta_connection_asset` run on the fresh inventory. The event's
+    extra holds the run summary, the run's Immuta page and the number of data objects after the
+    sync (counted up to :data:`~immuta_provider.assets.MAX_COUNTED_DATA_OBJECTS`).
+
     :param connection_key: The Immuta connection to sync (templated).
     :param immuta_conn_id: The Airflow connection of type ``immuta``.
     :param wait_for_completion: Wait for the run to end. If ``False``, return as soon as the run is
@@ -66,6 +74,9 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         trigger that its task was killed, a task killed while deferred leaves the run going; the
         ``timeout`` deadline still cancels it.
     :param extra_body: Extra fields for the create-task request body (templated).
+    :param emit_asset: Emit the connection's asset event after a completed sync.
+    :param asset_alias: Name of the asset alias the event is emitted through (and that the task
+        declares in its outlets).
     """
 
     template_fields = ("connection_key", "extra_body")
@@ -85,9 +96,17 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         reuse_running_sync: bool = True,
         cancel_on_kill: bool = True,
         extra_body: Mapping[str, Any] | None = None,
+        emit_asset: bool = True,
+        asset_alias: str = DEFAULT_ASSET_ALIAS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.emit_asset = emit_asset and wait_for_completion
+        self.asset_alias = asset_alias
+        if self.emit_asset:
+            # The key is templated (and often mapped), so the asset is only known at run time:
+            # the task declares the alias and adds the connection's asset to it when it succeeds.
+            self.outlets = [*self.outlets, immuta_sync_alias(asset_alias)]
         check_positive("poll_interval", poll_interval)
         check_positive("timeout", timeout)
         self.connection_key = connection_key
@@ -142,13 +161,55 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             )
         result = self._wait_or_defer(client, immuta_task_id, run)
         self._forget_run(context)
+        self._emit_asset_event(context, result)
         return result
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         """Resume after the trigger fired: return the run summary or fail the task."""
         result = super().execute_complete(context, event)
         self._forget_run(context)
+        self._emit_asset_event(context, result)
         return result
+
+    def _emit_asset_event(self, context: Any, summary: dict[str, Any]) -> None:
+        """Add the connection's asset event (with the data object count) to the task's alias."""
+        if not self.emit_asset:
+            return
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:  # run outside a real task (a unit test calling execute())
+            self.log.warning("No outlet_events in the context; no asset event emitted.")
+            return
+        from immuta_provider.assets import (
+            count_data_objects,
+            immuta_connection_asset,
+            sync_event_extra,
+        )
+        from immuta_provider.client.errors import ImmutaError
+
+        hook = self.hook
+        count: int | None = None
+        exact = False
+        try:
+            count, exact = count_data_objects(hook.get_client(), self.connection_key)
+        except ImmutaError as exc:
+            # The sync itself succeeded: a failed count must not fail the task or hide the event.
+            self.log.warning("Could not count the data objects of %r: %s", self.connection_key, exc)
+        asset = immuta_connection_asset(hook.base_url, self.connection_key)
+        extra = sync_event_extra(
+            summary,
+            task_run_url=hook.task_run_url(
+                self.connection_key, summary["immuta_task_id"], summary["run_id"]
+            ),
+            data_object_count=count,
+            data_object_count_exact=exact,
+        )
+        outlet_events[immuta_sync_alias(self.asset_alias)].add(asset, extra=extra)
+        self.log.info(
+            "Asset event for %s (through alias %r): %s data objects.",
+            asset.uri,
+            self.asset_alias,
+            "unknown" if count is None else f"{count}" if exact else f"at least {count}",
+        )
 
     def _forget_run(self, context: Any) -> None:
         """The task instance succeeded: a later clear must start a new sync, not resume this one."""
