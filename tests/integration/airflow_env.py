@@ -12,7 +12,8 @@ environment variable in JSON form.
 The suite runs on Airflow 3.x and on 2.11 (``make test-airflow-2.11``). Every difference between
 the two that the tests meet is decided here, on :data:`AIRFLOW_V3`: where the DagBag and the XCom
 table live, how the extra links are read back, what the triggerer does with a trigger's kwargs,
-the connection class, the secrets masker, and the authoring imports a DAG file starts with.
+the connection class, the secrets masker, the authoring imports a DAG file starts with, and
+what ``dag.test()`` does or leaves to the DAG processor.
 Airflow itself is only imported inside the functions, so importing this module stays cheap.
 """
 
@@ -291,6 +292,17 @@ def dag_bag(dag_file: Path) -> Any:
 
     # 2.11 would also load its example DAGs unless told not to (the child env says so too).
     return DagBag(dag_folder=str(dag_file), include_examples=False)
+
+
+def write_dag_to_db(dag: Any) -> None:
+    """Store the DAG in the metadata database as the DAG processor does, before ``dag.test()``.
+
+    3.x's ``dag.test()`` does this itself. 2.11's does not, and a task that emits dataset events
+    through a ``DatasetAlias`` outlet then fails (2.11 attaches the event to the alias's row,
+    which only the DAG processor creates).
+    """
+    if not AIRFLOW_V3:
+        dag.sync_to_db()
 
 
 def read_xcoms(session: Any, dag_id: str, run_id: str) -> list[tuple[str, int, str, Any]]:

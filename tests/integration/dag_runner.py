@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.airflow_env import dag_bag, extra_links, read_xcoms
+from tests.integration.airflow_env import dag_bag, extra_links, read_xcoms, write_dag_to_db
 
 
 def _load_dag(dag_file: Path, dag_id: str) -> Any:
@@ -72,6 +72,7 @@ def _collect(dag: Any, run_id: str) -> dict[str, Any]:
 
 def main(dag_file: str, dag_id: str, result_path: str) -> int:
     dag = _load_dag(Path(dag_file), dag_id)
+    write_dag_to_db(dag)
     started = time.monotonic()
     dag_run = dag.test()
     result = _collect(dag, dag_run.run_id)
