@@ -2,9 +2,11 @@
 
 ``RunWatch`` is a small state machine with no I/O: the caller fetches the run (with the sync client
 and ``time.sleep`` in a worker, or the async client in the triggerer) and feeds each answer in.
-The watch logs status changes with the elapsed time, keeps transient errors from failing the wait
-until too many come in a row, enforces the absolute deadline, and, when the wait is over, returns
-one JSON-safe *outcome* dict. The trigger yields that dict as its event payload and the operator
+The watch logs progress a person can follow in the task log (every status change, and while
+nothing changes a heartbeat line at most every :data:`PROGRESS_LOG_INTERVAL` seconds, each with the
+elapsed time and the run's Immuta page), keeps transient errors from failing the wait until too
+many come in a row, enforces the absolute deadline, and, when the wait is over, returns one
+JSON-safe *outcome* dict. The trigger yields that dict as its event payload and the operator
 builds the same dict when it waits without deferring, so both paths end in the same code.
 
 This module must stay cheap to import (the operators import it at DAG parse time): the client
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,6 +31,10 @@ DEFAULT_FAILURE_STATUSES: tuple[str, ...] = ("FAILED", "CANCELED")
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
 KNOWN_STATUSES = ("PENDING", "RUNNING", "CANCELING", "COMPLETED", "FAILED", "CANCELED")
 
+PROGRESS_LOG_INTERVAL = 60.0
+"""Default seconds between two heartbeat lines while the run's status does not change. Airflow's
+``[immuta] progress_log_interval`` option overrides it."""
+
 # Outcome "status" values (the trigger event's status).
 SUCCESS = "success"
 FAILURE = "failure"
@@ -40,6 +46,14 @@ def check_positive(name: str, value: float | None) -> None:
     """Reject a poll interval or timeout that is not a positive number of seconds."""
     if value is not None and not value > 0:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}.")
+
+
+def progress_log_interval() -> float:
+    """``[immuta] progress_log_interval`` from Airflow's configuration, else the default."""
+    from immuta_provider._compat import conf
+
+    value = conf.getfloat("immuta", "progress_log_interval", fallback=PROGRESS_LOG_INTERVAL)
+    return value if value > 0 else PROGRESS_LOG_INTERVAL
 
 
 def status_text(status: Any) -> str:
@@ -135,6 +149,10 @@ class RunWatch:
     :param last_status: The last status already logged (so a resumed wait does not log it again).
     :param max_consecutive_errors: Transient errors in a row that end the wait with an error.
     :param logger: Where status changes go.
+    :param base_url: The Immuta URL, for the links in the progress lines (settable later).
+    :param progress_interval: Seconds between heartbeat lines while nothing changes; defaults to
+        :func:`progress_log_interval`.
+    :param clock: The wall clock (epoch seconds); tests pass their own.
     """
 
     def __init__(
@@ -149,28 +167,59 @@ class RunWatch:
         last_status: str | None = None,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
         logger: logging.Logger | Any,
+        base_url: str | None = None,
+        progress_interval: float | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        self._clock = clock or time.time
         self.connection_key = connection_key
         self.immuta_task_id = immuta_task_id
         self.run_id = run_id
         self.failure_statuses = tuple(failure_statuses)
         self.deadline = deadline
-        self.started_at = time.time() if started_at is None else started_at
+        self.started_at = self._clock() if started_at is None else started_at
         self.last_status = last_status
         self.max_consecutive_errors = max_consecutive_errors
         self.consecutive_errors = 0
         self.last_run: TaskRun | None = None
         self._log = logger
         self._waiting_for_run_logged = False
+        self.base_url = base_url
+        self.progress_interval = (
+            progress_log_interval() if progress_interval is None else progress_interval
+        )
+        self._last_line_at = self._clock()
 
     @property
     def elapsed(self) -> float:
         """Seconds since the wait began."""
-        return time.time() - self.started_at
+        return self._clock() - self.started_at
 
     def _describe(self) -> str:
         run = self.run_id or "(latest run)"
         return f"Immuta task {self.immuta_task_id} run {run} of connection {self.connection_key!r}"
+
+    def link(self) -> str:
+        """The run's Immuta page (the connection's until the run is known), or ``""``."""
+        if not self.base_url:
+            return ""
+        from immuta_provider.client import ui
+
+        if self.run_id is None:
+            return ui.connection_url(self.base_url, self.connection_key)
+        return ui.task_run_url(self.base_url, self.connection_key, self.immuta_task_id, self.run_id)
+
+    def _progress(self, message: str, *args: Any) -> None:
+        """Log one progress line, with the Immuta link, and restart the heartbeat interval."""
+        link = self.link()
+        if link:
+            message += " - %s"
+            args = (*args, link)
+        self._log.info(message, *args)
+        self._last_line_at = self._clock()
+
+    def _heartbeat_due(self) -> bool:
+        return self._clock() - self._last_line_at >= self.progress_interval
 
     def _outcome(self, status: str, message: str, run: TaskRun | None) -> dict[str, Any]:
         error = run.error if run is not None else None
@@ -203,8 +252,12 @@ class RunWatch:
         """
         self.consecutive_errors = 0
         if run is None:
-            if not self._waiting_for_run_logged:
-                self._log.info("%s: no run yet, waiting for Immuta to start one.", self._describe())
+            if not self._waiting_for_run_logged or self._heartbeat_due():
+                self._progress(
+                    "%s: no run yet after %s, waiting for Immuta to start one.",
+                    self._describe(),
+                    format_elapsed(self.elapsed),
+                )
                 self._waiting_for_run_logged = True
             return None
         if self.run_id is None:
@@ -213,7 +266,7 @@ class RunWatch:
         status = status_text(run.status)
         if status != self.last_status:
             previous = self.last_status or "(start)"
-            self._log.info(
+            self._progress(
                 "%s: %s -> %s after %s",
                 self._describe(),
                 previous,
@@ -227,6 +280,10 @@ class RunWatch:
                     status,
                 )
             self.last_status = status
+        elif not run.is_terminal and self._heartbeat_due():
+            self._progress(
+                "%s: still %s after %s", self._describe(), status, format_elapsed(self.elapsed)
+            )
         if not run.is_terminal:
             return None
         elapsed = format_elapsed(self.elapsed)
@@ -270,7 +327,7 @@ class RunWatch:
 
     def check_deadline(self) -> dict[str, Any] | None:
         """The timeout outcome if the deadline has passed, else ``None``."""
-        if self.deadline is None or time.time() < self.deadline:
+        if self.deadline is None or self._clock() < self.deadline:
             return None
         return self._outcome(
             TIMEOUT,
@@ -283,4 +340,4 @@ class RunWatch:
         """How long to sleep before the next poll: the interval, cut short by the deadline."""
         if self.deadline is None:
             return poll_interval
-        return max(0.0, min(poll_interval, self.deadline - time.time()))
+        return max(0.0, min(poll_interval, self.deadline - self._clock()))

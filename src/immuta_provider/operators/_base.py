@@ -147,6 +147,7 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
             deadline=deadline,
             started_at=started_at,
             logger=self.log,
+            base_url=self.hook.base_url,
         )
         outcome = watch.observe_run(run) if run is not None else None
         while outcome is None:

@@ -154,6 +154,7 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
                 run_id=self.run_id,
                 failure_statuses=self.failure_statuses,
                 logger=self.log,
+                base_url=self.hook.base_url,
             )
         watch = self._watch
         run = fetch_run(

@@ -119,6 +119,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
         )
         try:
             async with self._hook().shared_async_client() as client:
+                watch.base_url = client.base_url  # for the Immuta links in the progress lines
                 while True:
                     try:
                         run = await afetch_run(
