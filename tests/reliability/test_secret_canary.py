@@ -223,7 +223,10 @@ def scan_run(run: CanaryRun) -> Scan:
     kept, airflow_own = split_airflow_mask_requests(result.output)
     scan.add("dag.test() output (task logs, DEBUG)", kept)
     scan.airflow_mask_lines = airflow_own
-    for name, text in result.log_files().items():
+    log_files = result.log_files()
+    # dag.test() prints task logs rather than writing them here; whatever is here is searched.
+    scan.add(f"AIRFLOW_HOME/logs ({len(log_files)} files)", "\n".join(log_files.values()))
+    for name, text in log_files.items():
         scan.add(f"AIRFLOW_HOME/logs/{name}", text)
     scan.add("raw DEBUG log (httpx, httpcore, immuta_provider)", result.debug_log)
     with sqlite3.connect(f"file:{result.home / 'airflow.db'}?mode=ro", uri=True) as db:
