@@ -49,3 +49,14 @@ CREATED_CONNECTIONS = (
 )
 STUCK = (STUCK_BLOCKING, STUCK_DEFERRED)
 CANCELLED_FROM_OUTSIDE = (CANCEL_BLOCKING, CANCEL_DEFERRED)
+
+# Asset events and progress lines (test_assets_and_progress.py, dags/asset_scenarios.py).
+ASSET_DAG = "it_sync_assets"
+ASSET_DOWNSTREAM_DAG = "immuta_downstream_on_fresh_inventory"  # example_dags/
+ASSET_MAPPED = ("it-asset-mapped-a", "it-asset-mapped-b")
+ASSET_BLOCKING = "it-asset-blocking"
+ASSET_OPT_OUT = "it-asset-opt-out"
+ASSET_SENSOR = "it-asset-sensor"
+ASSET_CONNECTIONS = (*ASSET_MAPPED, ASSET_BLOCKING, ASSET_OPT_OUT, ASSET_SENSOR)
+ASSET_SYNC_SECONDS = 3.5  # long enough for a few heartbeat lines at the interval below
+PROGRESS_LOG_INTERVAL = 1.0  # [immuta] progress_log_interval in the child processes
