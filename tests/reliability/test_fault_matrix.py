@@ -69,9 +69,6 @@ WAIT_TIMEOUT = 0.5  # the operator's timeout in the "cancel: timeout" column
 POLLS_TOLERATED = 5  # RunWatch's default max_consecutive_errors
 CANCEL_STATES = ("CANCELING", "CANCELED")
 WORKERS = 4
-# The emulator loses a POST body when the client hangs up during a latency fault, so a slow
-# create is never served (test_slow_create_is_still_served). Flip when the emulator is fixed.
-EMULATOR_SERVES_SLOW_POST_BODIES = False
 
 
 @dataclass(frozen=True)
@@ -630,12 +627,10 @@ def expected_fired(place: str, fault: FaultKind) -> int:
 def served_anyway(place: str, fault: FaultKind) -> bool:
     """Whether the emulator still serves the faulted request after the client gave up on it.
 
-    A slow answer (latency) is served late and a malformed-JSON answer is served, then cut. The
-    exception: a POST with a body whose client hangs up during the latency is dropped by the
-    emulator, as the body can no longer be read (see test_slow_create_is_still_served below).
+    A slow answer (latency) is served late, even a create whose client hung up during the wait
+    (test_slow_create_is_still_served), and a malformed-JSON answer is served, then cut.
     """
-    slow_create = place == "start: create" and "latency" in fault.spec
-    return fault.reaches_app and (EMULATOR_SERVES_SLOW_POST_BODIES or not slow_create)
+    return fault.reaches_app
 
 
 def expected_success(place: str, fault: FaultKind) -> bool:
@@ -708,15 +703,6 @@ def test_cell(matrix: dict[tuple[str, str], Cell], place: str, fault_label: str)
                 assert cell.notes.get("on_kill_error") == fault.error, context
 
 
-@pytest.mark.xfail(
-    not EMULATOR_SERVES_SLOW_POST_BODIES,
-    strict=True,
-    reason=(
-        "emulator bug: a latency fault sleeps before the app reads a POST body, so when the "
-        "client hangs up the body is lost and the request is never served (docs/emulator.md: "
-        "'alone, the request then proceeds normally'); a real slow Immuta still creates the task"
-    ),
-)
 def test_slow_create_is_still_served(emulator: RunningEmulator) -> None:
     """A create whose answer comes after the client's read timeout still creates the task."""
     key = "snowflake-prod"

@@ -56,6 +56,10 @@ class EmulatorMiddleware:
         fault = emulator.faults.pick(method, path)
         if fault is not None:
             emulator.counters.record_fault(fault)
+            if fault.spec.latency:
+                # Read the body before stalling, as a slow server that has received the request
+                # would: a client that gives up meanwhile must not stop the request being served.
+                receive = await _buffered(receive)
             continue_with = await self._apply_fault(fault, receive, send)
             if continue_with is None:
                 return
@@ -141,6 +145,24 @@ class EmulatorMiddleware:
             await _answer(send, spec.status, body, extra_headers=headers)
             return None
         return send  # latency only
+
+
+async def _buffered(receive: Receive) -> Receive:
+    """Read the whole request body now; the returned ``receive`` replays it, then passes on."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replaying() -> Message:
+        return replay.pop() if replay else await receive()
+
+    return replaying
 
 
 async def _answer(
