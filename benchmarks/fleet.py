@@ -506,6 +506,7 @@ def _rows_for(
             "KiB",
             baseline=per_poll["rss_kib_per_trigger"] if per_poll else None,
             baseline_name=labels["per_poll_client"] if per_poll else "",
+            note=f"(b): {dbt['rss_kib_per_trigger']:.1f} KiB" if dbt and not what_if else "",
         )
     )
     rows.append(
