@@ -268,8 +268,8 @@ def describe_connection_failure(exc: ImmutaError, settings: ImmutaConnectionSett
         return f"Cannot reach {url}: {exc}. Check the Immuta URL (host) of {conn}."
     if isinstance(exc, ImmutaAuthenticationError):
         return (
-            f"Immuta at {url} rejected the API key (401): set a valid API key in the password "
-            f"field of {conn}."
+            f"Immuta at {url} rejected the API key (401): set a valid key in the 'API key' "
+            f"field (the password) of {conn}."
         )
     if isinstance(exc, ImmutaPermissionError):
         return (
