@@ -52,7 +52,10 @@ def progress_log_interval() -> float:
     """``[immuta] progress_log_interval`` from Airflow's configuration, else the default."""
     from immuta_provider._compat import conf
 
-    value = conf.getfloat("immuta", "progress_log_interval", fallback=PROGRESS_LOG_INTERVAL)
+    try:
+        value = conf.getfloat("immuta", "progress_log_interval", fallback=PROGRESS_LOG_INTERVAL)
+    except Exception:  # not a number: a log setting must never fail a sync
+        return PROGRESS_LOG_INTERVAL
     return value if value > 0 else PROGRESS_LOG_INTERVAL
 
 

@@ -148,5 +148,6 @@ def test_the_interval_defaults_to_the_module_constant_or_airflows_option(
     assert new_watch(captured, Clock()).progress_interval == 5.0
     monkeypatch.setenv("AIRFLOW__IMMUTA__PROGRESS_LOG_INTERVAL", "300")
     assert new_watch(captured, Clock()).progress_interval == 300
-    monkeypatch.setenv("AIRFLOW__IMMUTA__PROGRESS_LOG_INTERVAL", "0")  # nonsense: the default
-    assert progress_log_interval() == 5.0
+    for nonsense in ("0", "-1", "every minute"):  # the default, never an error
+        monkeypatch.setenv("AIRFLOW__IMMUTA__PROGRESS_LOG_INTERVAL", nonsense)
+        assert progress_log_interval() == 5.0
