@@ -465,10 +465,15 @@ class ImmutaUpdateConnectionOperator(ImmutaBaseOperator):
             )
         except ImmutaConflictError as exc:
             state = state_text(client.get_connection(self.connection_key).state)
+            advice = (
+                "Only an ACTIVE or UNHEALTHY connection can be updated: activate it first "
+                "(ImmutaActivateConnectionOperator)."
+                if state == "INACTIVE"
+                else "Immuta's message says what conflicts; retry once that is resolved."
+            )
             raise AirflowException(
                 f"Immuta refused to update connection {self.connection_key!r}, which is {state}: "
-                f"{exc}. Only an ACTIVE or UNHEALTHY connection can be updated: activate it "
-                "first (ImmutaActivateConnectionOperator)."
+                f"{exc}. {advice}"
             ) from exc
         fields = ", ".join(sorted(changes))
         if self.dry_run_changes:

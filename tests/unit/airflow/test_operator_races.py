@@ -21,6 +21,7 @@ from immuta_provider.operators import (
     ImmutaCancelTaskRunOperator,
     ImmutaCreateConnectionOperator,
     ImmutaDeleteConnectionOperator,
+    ImmutaUpdateConnectionOperator,
 )
 
 BASE_URL = "https://acme.hosted.immutacloud.com"
@@ -241,3 +242,30 @@ def test_delete_follows_a_deletion_already_running_instead_of_failing(
     log = logged(capsys)
     assert "is already RUNNING" in log and "following it" in log
     assert immuta.calls[f"DELETE /api/connections/{KEY}"] == 1
+
+
+@pytest.mark.parametrize(
+    ("state", "advice"),
+    [
+        ("INACTIVE", "activate it first"),
+        ("ACTIVE", "Immuta's message says what conflicts"),
+    ],
+)
+def test_update_conflict_advice_follows_the_state_read_after_it(state: str, advice: str) -> None:
+    operator = ImmutaUpdateConnectionOperator(
+        task_id="update", connection_key=KEY, changes={"clientConfiguration": {"warehouse": "W"}}
+    )
+    with pytest.raises(AirflowException) as error:
+        run(
+            operator,
+            {
+                f"PATCH /api/connections/{KEY}": [_conflict("A sync is running.")],
+                f"GET /api/connections/{KEY}": [_json(200, _connection(state))],
+            },
+        )
+    message = str(error.value)
+    assert f"which is {state}" in message
+    assert "A sync is running." in message
+    assert advice in message
+    if state != "INACTIVE":
+        assert "activate it first" not in message
