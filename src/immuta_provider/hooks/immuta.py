@@ -27,6 +27,7 @@ from immuta_provider.client.errors import (
 )
 from immuta_provider.hooks.connection_settings import (
     CONN_TYPE,
+    MAX_CONNECT_TIMEOUT,
     ImmutaConnectionSettings,
     InvalidImmutaConnection,
     settings_from_connection,
@@ -255,9 +256,11 @@ def describe_connection_failure(exc: ImmutaError, settings: ImmutaConnectionSett
     url = settings.base_url
     conn = f"Airflow connection {settings.conn_id!r}"
     if isinstance(exc, ImmutaTimeoutError):
+        connect = min(settings.timeout, MAX_CONNECT_TIMEOUT)
         return (
-            f"Timed out reaching {url} (timeout {settings.timeout:g}s): check the Immuta URL, "
-            f"network access from Airflow, or raise the 'timeout' extra of {conn}."
+            f"Timed out reaching {url} (connect timeout {connect:g}s, read timeout "
+            f"{settings.timeout:g}s): check the Immuta URL and network access from Airflow; "
+            f"if Immuta is only slow to answer, raise the 'timeout' extra of {conn}."
         )
     if isinstance(exc, ImmutaTransportError):
         if _is_tls_failure(exc):

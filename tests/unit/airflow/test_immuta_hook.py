@@ -198,3 +198,23 @@ def test_connection_test_succeeds_against_an_immuta_like_answer(
     ok, message = ImmutaHook().test_connection()
     assert ok, message
     assert "API key was accepted" in message
+
+
+def test_connection_test_timeout_names_the_real_connect_and_read_timeouts() -> None:
+    from immuta_provider.client.errors import ImmutaTimeoutError
+    from immuta_provider.hooks.connection_settings import ImmutaConnectionSettings
+    from immuta_provider.hooks.immuta import describe_connection_failure
+
+    settings = ImmutaConnectionSettings(
+        conn_id="immuta_default",
+        base_url="https://acme.hosted.immutacloud.com",
+        api_key=KEY,
+        timeout=45.0,
+        max_retries=0,
+        verify=True,
+    )
+    message = describe_connection_failure(
+        ImmutaTimeoutError("read timed out", method="GET", path="/api/connections"), settings
+    )
+    assert "connect timeout 10s, read timeout 45s" in message
+    assert KEY not in message
