@@ -63,6 +63,7 @@ __all__ = [
     "aget_connection",
     "amask_secret",
     "conf",
+    "ensure_asset_alias",
     "get_xcom_value",
     "mask_secret",
 ]
@@ -87,6 +88,32 @@ def __getattr__(name: str) -> Any:
 
             return getattr(datasets, name.replace("Asset", "Dataset"))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def ensure_asset_alias(name: str) -> None:
+    """Make sure the metadata database has a row for the asset alias ``name`` (Airflow 2.11).
+
+    When a task ends, 2.11 attaches the asset events it emitted through an alias to the alias's
+    row, which only the DAG processor creates, for the outlets it sees when it parses the DAG. A
+    mapped task (``partial().expand()``) sets its outlets only when it runs, so its alias may have
+    no row, and 2.11 would then fail the task after its work was done ("Can't flush None value
+    found in collection DatasetModel.aliases"). 3.x creates a missing alias row itself.
+    """
+    try:
+        from airflow.models.dataset import DatasetAliasModel
+    except ImportError:  # Airflow 3.x
+        return
+    from airflow.utils.session import create_session  # pragma: no cover - Airflow 2.11
+    from sqlalchemy import select
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with create_session() as session:
+            query = select(DatasetAliasModel.id).where(DatasetAliasModel.name == name)
+            if session.scalar(query) is None:
+                session.add(DatasetAliasModel(name=name))
+    except IntegrityError:
+        pass  # another mapped task instance created it at the same moment
 
 
 def mask_secret(secret: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from immuta_provider._compat import conf
+from immuta_provider._compat import conf, ensure_asset_alias
 from immuta_provider._task_runs import (
     ACTIVE_STATUSES,
     SUCCESS_STATUS,
@@ -203,6 +203,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             data_object_count=count,
             data_object_count_exact=exact,
         )
+        ensure_asset_alias(self.asset_alias)  # a mapped task's alias, on Airflow 2.11
         outlet_events[immuta_sync_alias(self.asset_alias)].add(asset, extra=extra)
         self.log.info(
             "Asset event for %s (through alias %r): %s data objects.",
