@@ -9,7 +9,7 @@ from tests.integration.airflow_env import AirflowEnvironment
 
 @pytest.fixture(scope="session")
 def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnvironment:
-    """Airflow 3 homes (SQLite, no examples): migrated once, copied for each DAG run."""
+    """Airflow homes (SQLite, no examples): migrated once, copied for each DAG run."""
     environment = AirflowEnvironment(tmp_path_factory.mktemp("airflow"))
     environment.migrate()
     return environment

@@ -1,4 +1,4 @@
-"""The provider in a real Airflow 3 against the emulator over HTTP on 127.0.0.1.
+"""The provider in a real Airflow (3.x, or 2.11) against the emulator over HTTP on 127.0.0.1.
 
 A ``dag.test()`` costs several seconds of start-up, so the scenarios are grouped: the module
 fixture starts, at the same time, one child process per scenario DAG (dags/immuta_scenarios.py),

@@ -1,5 +1,6 @@
 """The connection, data object and task run operators, the health sensor and three example DAGs,
-in a real Airflow 3 (``dag.test()`` in child processes) against emulators over HTTP on 127.0.0.1.
+in a real Airflow 3.x or 2.11 (``dag.test()`` in child processes) against emulators over HTTP on
+127.0.0.1.
 
 As in test_airflow_provider.py, a ``dag.test()`` costs several seconds of start-up, so the module
 fixture starts every DAG run at once and the tests check the results afterwards:
