@@ -182,10 +182,10 @@ def asset_runs(
 
         # 2. The upstream DAG, with dag.test().
         log, result = home / "dag-test.log", home / "result.json"
+        upstream_file = dags / UPSTREAM_DAG_FILE.name
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, str(DAG_RUNNER), str(dags / UPSTREAM_DAG_FILE.name)]
-                + [s.ASSET_DAG, str(result)],
+                [sys.executable, str(DAG_RUNNER), str(upstream_file), s.ASSET_DAG, str(result)],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
