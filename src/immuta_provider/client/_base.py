@@ -1,7 +1,8 @@
 """Everything the sync and async clients share: configuration, request building from an
 :class:`~immuta_provider.client.endpoints.Endpoint`, response parsing, error mapping.
 
-``_sync.py`` and ``_async.py`` only send: they hold the httpx pool and the tenacity loop.
+``_sync.py`` and ``_async.py`` only send: they hold the pool (httpx, or aiohttp for the async
+client: ``_aiohttp.py``) and the tenacity loop.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -67,6 +68,29 @@ DEFAULT_RETRY_AFTER_CAP = 60.0
 # fleet in benchmarks/). So the pool keeps every connection it may open, and the async client lets
 # no more requests into httpx at once than the pool has connections.
 MAX_CONNECTIONS = 10
+# How long an idle pooled connection is kept (httpx's default; uvicorn closes idle ones after 5 s).
+KEEPALIVE_EXPIRY = 5.0
+
+HttpBackend = Literal["auto", "httpx", "aiohttp"]
+"""Which library the async client sends with ("auto": aiohttp when it is installed)."""
+HTTP_BACKENDS: tuple[str, ...] = ("auto", "httpx", "aiohttp")
+
+
+class Answer(Protocol):
+    """What the parsing and error mapping read from a response; ``httpx.Response`` is one, the
+    aiohttp backend has its own (``_aiohttp.py``)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def reason_phrase(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -272,26 +296,36 @@ class ClientCore:
             f"max_retries={self._config.max_retries})"
         )
 
-    def _http_options(self) -> dict[str, Any]:
-        """Keyword arguments for the httpx client (one pool per client, keep-alive)."""
-        verify: bool | ssl.SSLContext
+    def _verify(self) -> bool | ssl.SSLContext:
         if isinstance(self._config.verify, str):
             # httpx deprecates verify=<path>; a context built from the bundle is the same thing.
-            verify = ssl.create_default_context(cafile=self._config.verify)
-        else:
-            verify = self._config.verify
+            return ssl.create_default_context(cafile=self._config.verify)
+        return self._config.verify
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The TLS context httpx would use for ``verify`` (same trust store, same checks)."""
+        return httpx.create_ssl_context(verify=self._verify())
+
+    def _headers(self) -> dict[str, str]:
+        """The headers of every request (the API key only ever travels here)."""
+        return {
+            "Authorization": f"Bearer {self._config.api_key.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+
+    def _http_options(self) -> dict[str, Any]:
+        """Keyword arguments for the httpx client (one pool per client, keep-alive)."""
         return {
             "base_url": self._config.base_url,
-            "headers": {
-                "Authorization": f"Bearer {self._config.api_key.get_secret_value()}",
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            },
+            "headers": self._headers(),
             "timeout": self._timeout,
-            "verify": verify,
+            "verify": self._verify(),
             "follow_redirects": False,
             "limits": httpx.Limits(
-                max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
+                max_connections=MAX_CONNECTIONS,
+                max_keepalive_connections=MAX_CONNECTIONS,
+                keepalive_expiry=KEEPALIVE_EXPIRY,
             ),
         }
 
@@ -304,12 +338,13 @@ class ClientCore:
             error, idempotent=call.request.endpoint.idempotent
         )
 
-    def _begin_attempt(self, call: Call) -> httpx.Timeout | Any:
-        """Count the attempt and return its timeouts, shortened so the call ends by its deadline."""
+    def _attempt_budget(self, call: Call) -> float | None:
+        """Count the attempt; return the seconds left before the call's deadline when they are
+        fewer than the longest timeout (``None``: the configured timeouts fit)."""
         call.attempts += 1
         remaining = call.deadline - time.monotonic()
         if remaining >= self._longest_timeout:
-            return httpx.USE_CLIENT_DEFAULT
+            return None
         if remaining <= 0:
             raise ImmutaTimeoutError(
                 f"Immuta {call.method} {call.path}: total timeout of "
@@ -318,6 +353,13 @@ class ClientCore:
                 path=call.path,
                 attempts=call.attempts - 1,
             )
+        return remaining
+
+    def _begin_attempt(self, call: Call) -> httpx.Timeout | Any:
+        """Count the attempt and return its timeouts, shortened so the call ends by its deadline."""
+        remaining = self._attempt_budget(call)
+        if remaining is None:
+            return httpx.USE_CLIENT_DEFAULT
         return httpx.Timeout(
             connect=min(self._config.connect_timeout, remaining),
             read=min(self._config.read_timeout, remaining),
@@ -330,13 +372,13 @@ class ClientCore:
         key = self._config.api_key.get_secret_value()
         return text.replace(key, "***") if key in text else text
 
-    def _redacted_body(self, response: httpx.Response) -> bytes:
+    def _redacted_body(self, response: Answer) -> bytes:
         # Before cutting the body into an excerpt, so that no part of the key survives the cut.
         key = self._config.api_key.get_secret_value().encode()
         content = response.content
         return content.replace(key, b"***") if key in content else content
 
-    def _api_error(self, call: Call, response: httpx.Response) -> ImmutaAPIError:
+    def _api_error(self, call: Call, response: Answer) -> ImmutaAPIError:
         """The exception for a non-2xx response (built from the body and headers, no request)."""
         message, excerpt = error_message(self._redacted_body(response))
         headers = response.headers
@@ -379,9 +421,7 @@ class ClientCore:
             text, method=call.method, path=call.path, attempts=call.attempts
         )
 
-    def _response_error(
-        self, call: Call, response: httpx.Response, problem: str
-    ) -> ImmutaResponseError:
+    def _response_error(self, call: Call, response: Answer, problem: str) -> ImmutaResponseError:
         excerpt = self._redact(clean_excerpt(self._redacted_body(response)))
         endpoint = call.request.endpoint.name
         return ImmutaResponseError(
@@ -395,7 +435,7 @@ class ClientCore:
         )
 
     def _invalid_body(
-        self, call: Call, response: httpx.Response, error: ValidationError
+        self, call: Call, response: Answer, error: ValidationError
     ) -> ImmutaResponseError:
         details = error.errors(include_url=False, include_input=False)
         if any(detail["type"] == "json_invalid" for detail in details):
@@ -410,14 +450,14 @@ class ClientCore:
             call, response, f"a body that does not match {model}: {problems}{more}"
         )
 
-    def _parse(self, endpoint: Endpoint[M], call: Call, response: httpx.Response) -> M:
+    def _parse(self, endpoint: Endpoint[M], call: Call, response: Answer) -> M:
         """The endpoint's model from a 2xx response."""
         try:
             return endpoint.model.model_validate_json(response.content)
         except ValidationError as error:
             raise self._invalid_body(call, response, error) from None
 
-    def _parse_page(self, endpoint: Endpoint[M], call: Call, response: httpx.Response) -> Page[M]:
+    def _parse_page(self, endpoint: Endpoint[M], call: Call, response: Answer) -> Page[M]:
         """One page of items from a 2xx list response (``{"<items>": [...], "page": {...}}``)."""
         key = endpoint.items_key
         try:

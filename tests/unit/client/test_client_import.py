@@ -32,7 +32,8 @@ _PROBE = textwrap.dedent(
     ImmutaClient("https://acme.example", "key").close()
     heavy = sorted(
         name for name in sys.modules
-        if name.split(".")[0] in {"airflow", "fastapi", "uvicorn", "starlette", "sqlalchemy"}
+        if name.split(".")[0]
+        in {"airflow", "fastapi", "uvicorn", "starlette", "sqlalchemy", "aiohttp"}
         or name.startswith("immuta_provider.emulator")
     )
     print(json.dumps({"exports": len(client.__all__), "heavy": heavy}))
