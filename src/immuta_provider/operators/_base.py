@@ -25,6 +25,7 @@ from immuta_provider._task_runs import (
     RunWatch,
     check_positive,
     fetch_run,
+    run_summary,
     status_text,
 )
 from immuta_provider.links import LINK_XCOM_KEY, link_info
@@ -87,6 +88,7 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
     timeout: float | None
     deferrable: bool
     cancel_on_kill: bool
+    wait_for_completion: bool
     # What on_kill() needs while execute() is blocked polling.
     _immuta_task_id: str | None = None
     _run_id: str | None = None
@@ -94,6 +96,22 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
 
     def _push_link(self, context: Any) -> None:
         self._push_connection_link(context, self._immuta_task_id, self._run_id)
+
+    def _follow_started_task(
+        self, context: Any, client: ImmutaClient, immuta_task_id: str
+    ) -> dict[str, Any]:
+        """Find the run of a task this operator just started, link it, and (with
+        ``wait_for_completion``) wait for it; otherwise return what is known now."""
+        run = fetch_run(client, self.connection_key, immuta_task_id, None)
+        self._immuta_task_id = immuta_task_id
+        self._run_id = run.run_id if run is not None else None
+        self._push_link(context)
+        if not self.wait_for_completion:
+            self._finished = True
+            if run is None:
+                return {"connection_key": self.connection_key, "immuta_task_id": immuta_task_id}
+            return run_summary(self.connection_key, immuta_task_id, run)
+        return self._wait_or_defer(client, immuta_task_id, run)
 
     def _wait_or_defer(
         self, client: ImmutaClient, immuta_task_id: str, run: TaskRun | None

@@ -21,7 +21,7 @@ from immuta_provider._connections import (
     secret_values,
     state_text,
 )
-from immuta_provider._task_runs import ACTIVE_STATUSES, latest_run, run_summary, status_text
+from immuta_provider._task_runs import ACTIVE_STATUSES, status_text
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._arguments import json_object
 from immuta_provider.operators._base import (
@@ -563,17 +563,7 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         self._push_link(context)  # the connection link, even if the deletion is refused
         if self.deactivate_first:
             self._deactivate(client)
-        immuta_task_id = self._start_deletion(client)
-        run = latest_run(client.list_task_runs(self.connection_key, immuta_task_id))
-        self._immuta_task_id = immuta_task_id
-        self._run_id = run.run_id if run is not None else None
-        self._push_link(context)
-        if not self.wait_for_completion:
-            self._finished = True
-            if run is None:
-                return {"connection_key": self.connection_key, "immuta_task_id": immuta_task_id}
-            return run_summary(self.connection_key, immuta_task_id, run)
-        return self._wait_or_defer(client, immuta_task_id, run)
+        return self._follow_started_task(context, client, self._start_deletion(client))
 
     def _deactivate(self, client: ImmutaClient) -> None:
         from immuta_provider.client.errors import ImmutaConflictError

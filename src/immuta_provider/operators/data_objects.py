@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from immuta_provider._compat import AirflowException, conf
-from immuta_provider._task_runs import latest_run, run_summary
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._arguments import optional_json_object
 from immuta_provider.operators._base import (
@@ -183,17 +182,7 @@ class ImmutaDeleteDataObjectOperator(ImmutaTaskRunWaitingOperator):
         """Start the deletion and wait for it as configured."""
         client = self.hook.get_client()
         self._push_link(context)  # the connection link, even if the deletion is refused
-        immuta_task_id = self._start_deletion(client)
-        run = latest_run(client.list_task_runs(self.connection_key, immuta_task_id))
-        self._immuta_task_id = immuta_task_id
-        self._run_id = run.run_id if run is not None else None
-        self._push_link(context)
-        if not self.wait_for_completion:
-            self._finished = True
-            if run is None:
-                return {"connection_key": self.connection_key, "immuta_task_id": immuta_task_id}
-            return run_summary(self.connection_key, immuta_task_id, run)
-        return self._wait_or_defer(client, immuta_task_id, run)
+        return self._follow_started_task(context, client, self._start_deletion(client))
 
     def _start_deletion(self, client: ImmutaClient) -> str:
         from immuta_provider.client.errors import ImmutaConflictError
