@@ -94,6 +94,24 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
     _run_id: str | None = None
     _finished: bool = False
 
+    def _set_waiting_options(
+        self,
+        *,
+        wait_for_completion: bool,
+        deferrable: bool,
+        poll_interval: float,
+        timeout: float | None,
+        cancel_on_kill: bool,
+    ) -> None:
+        """Check and keep the options every run-waiting operator takes (called from __init__)."""
+        check_positive("poll_interval", poll_interval)
+        check_positive("timeout", timeout)
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.cancel_on_kill = cancel_on_kill
+
     def _push_link(self, context: Any) -> None:
         self._push_connection_link(context, self._immuta_task_id, self._run_id)
 

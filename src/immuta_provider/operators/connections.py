@@ -27,7 +27,6 @@ from immuta_provider.operators._arguments import json_object
 from immuta_provider.operators._base import (
     ImmutaBaseOperator,
     ImmutaTaskRunWaitingOperator,
-    check_positive,
 )
 
 if TYPE_CHECKING:
@@ -541,16 +540,16 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_positive("poll_interval", poll_interval)
-        check_positive("timeout", timeout)
+        self._set_waiting_options(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            cancel_on_kill=cancel_on_kill,
+        )
         self.connection_key = connection_key
         self.deactivate_first = deactivate_first
         self.immuta_conn_id = immuta_conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.cancel_on_kill = cancel_on_kill
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Deactivate (optionally), start the deletion, and wait for it as configured."""

@@ -16,7 +16,6 @@ from immuta_provider.operators._arguments import optional_json_object
 from immuta_provider.operators._base import (
     ImmutaBaseOperator,
     ImmutaTaskRunWaitingOperator,
-    check_positive,
 )
 
 if TYPE_CHECKING:
@@ -167,16 +166,16 @@ class ImmutaDeleteDataObjectOperator(ImmutaTaskRunWaitingOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_positive("poll_interval", poll_interval)
-        check_positive("timeout", timeout)
+        self._set_waiting_options(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            cancel_on_kill=cancel_on_kill,
+        )
         self.connection_key = connection_key
         self.data_object_id = data_object_id
         self.immuta_conn_id = immuta_conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        self.cancel_on_kill = cancel_on_kill
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Start the deletion and wait for it as configured."""

@@ -20,7 +20,7 @@ from immuta_provider._task_runs import (
 )
 from immuta_provider.assets import DEFAULT_ASSET_ALIAS, immuta_sync_alias
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
-from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator, check_positive
+from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
 
 if TYPE_CHECKING:
     from immuta_provider.client import ImmutaClient
@@ -107,16 +107,16 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             # The key is templated (and often mapped), so the asset is only known at run time:
             # the task declares the alias and adds the connection's asset to it when it succeeds.
             self.outlets = [*self.outlets, immuta_sync_alias(asset_alias)]
-        check_positive("poll_interval", poll_interval)
-        check_positive("timeout", timeout)
+        self._set_waiting_options(
+            wait_for_completion=wait_for_completion,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            cancel_on_kill=cancel_on_kill,
+        )
         self.connection_key = connection_key
         self.immuta_conn_id = immuta_conn_id
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
         self.reuse_running_sync = reuse_running_sync
-        self.cancel_on_kill = cancel_on_kill
         self.extra_body = extra_body
         # What on_kill() needs while execute() is blocked polling.
         self._hook: ImmutaHook | None = None
