@@ -23,6 +23,12 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from immuta_provider import __version__
 from immuta_provider.client.endpoints import Endpoint
+from immuta_provider.client.envelopes import (
+    EnvelopeMismatch,
+    documented_shape,
+    read_list_envelope,
+    warn_once,
+)
 from immuta_provider.client.errors import (
     ImmutaAPIError,
     ImmutaResponseError,
@@ -458,20 +464,38 @@ class ClientCore:
             raise self._invalid_body(call, response, error) from None
 
     def _parse_page(self, endpoint: Endpoint[M], call: Call, response: Answer) -> Page[M]:
-        """One page of items from a 2xx list response (``{"<items>": [...], "page": {...}}``)."""
-        key = endpoint.items_key
+        """One page of items from a 2xx list response, read by the envelope rules of
+        ``envelopes.py`` (documented: ``{"<items>": [...], "page": {"nextCursor": ...}}``)."""
+        key = endpoint.items_key or ""
         try:
             data = json.loads(response.content)
         except ValueError:
             raise self._response_error(call, response, "a body that is not valid JSON") from None
-        if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise self._response_error(call, response, f"no {key!r} list in the body")
         try:
-            items = endpoint.items_adapter.validate_python(data[key])
+            envelope = read_list_envelope(data, key)
+        except EnvelopeMismatch as mismatch:
+            raise self._envelope_error(call, response, mismatch) from None
+        warn_once(endpoint.name, envelope)
+        try:
+            items = endpoint.items_adapter.validate_python(envelope.items)
         except ValidationError as error:
             raise self._invalid_body(call, response, error) from None
-        page = data.get("page")
-        cursor = page.get("nextCursor") if isinstance(page, dict) else None
-        if cursor is not None and not isinstance(cursor, str):
-            raise self._response_error(call, response, "a page.nextCursor that is not a string")
-        return Page(items=items, next_cursor=cursor or None)
+        return Page(items=items, next_cursor=envelope.next_cursor)
+
+    def _envelope_error(
+        self, call: Call, response: Answer, mismatch: EnvelopeMismatch
+    ) -> ImmutaResponseError:
+        # Keys only: a list answer may hold anything, and its values stay out of logs.
+        endpoint = call.request.endpoint
+        seen = ", ".join(repr(key) for key in mismatch.keys) if mismatch.keys else "none"
+        return ImmutaResponseError(
+            f"{endpoint.name} ({call.method} {call.path}) got {response.status_code} with a list "
+            f"envelope the client cannot read: {mismatch.problem}; top-level keys seen: {seen}. "
+            f"Expected {documented_shape(endpoint.items_key or '')} or one list-valued key; "
+            "run immuta-doctor against this tenant and report its output",
+            endpoint=endpoint.name,
+            method=call.method,
+            path=call.path,
+            status_code=response.status_code,
+            body_excerpt="",
+        )

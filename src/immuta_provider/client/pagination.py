@@ -1,7 +1,8 @@
 """Lazy, cursor-following pagination for the listing endpoints.
 
 A paginator holds a function that fetches one page for a cursor; it fetches the next page only
-when the items of the current one are used up, and stops when ``page.nextCursor`` is null.
+when the items of the current one are used up, and stops when the next cursor is null (where a
+page's items and cursor sit in the answer: ``envelopes.py``).
 Iterating a paginator twice starts again from the first page.
 """
 

@@ -134,11 +134,11 @@ async def test_a_cursor_that_does_not_advance_stops_with_an_error(make_api: Any)
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ({"items": []}, "no 'runs' list"),
-        ({"runs": {"runId": "x"}}, "no 'runs' list"),
-        ([1, 2], "no 'runs' list"),
+        ({"runs": {"runId": "x"}}, "no 'runs' list and no list-valued key"),
+        ({"data": [], "more": []}, "no 'runs' list and 2 list-valued keys"),
+        ([1, 2], "a body that is an array, not a JSON object"),
         ({"runs": [{"status": "RUNNING"}]}, r"does not match TaskRun: 0.runId: Field required"),
-        ({"runs": [], "page": {"nextCursor": 7}}, "nextCursor that is not a string"),
+        ({"runs": [], "page": {"nextCursor": 7}}, "cursor at 'page.nextCursor' that is a number"),
     ],
 )
 async def test_malformed_envelopes_raise_response_errors(
