@@ -12,17 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from immuta_provider.client.vocabulary import CONNECTION_COMPONENTS, REDACTED, HealthStatus
+
 if TYPE_CHECKING:
     from immuta_provider.client.models import ComponentHealth, Connection
 
-COMPONENTS = ("client", "policy", "audit")
-"""The parts of a connection that ``_validate`` checks, in the order they are reported."""
-
-HEALTHY = "HEALTHY"
-ACTIVE = "ACTIVE"
-
-REDACTED = "[REDACTED]"
-"""What Immuta returns instead of a secret (same value as ``client.models.REDACTED``)."""
 
 SERVER_ONLY_FIELDS = frozenset(
     {"state", "health", "createdBy", "createdAt", "updatedBy", "updatedAt"}
@@ -100,7 +94,7 @@ def health_summary(connection: Connection) -> dict[str, Any]:
     enabled = enabled_components(connection)
     components: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    for name in COMPONENTS:
+    for name in CONNECTION_COMPONENTS:
         component = _component(connection, name)
         status = None if component is None else str(component.status)
         message = None if component is None else component.message
@@ -111,7 +105,7 @@ def health_summary(connection: Connection) -> dict[str, Any]:
             "message": message,
             "checked_at": checked_at.isoformat() if checked_at is not None else None,
         }
-        if not enabled[name] or status == HEALTHY:
+        if not enabled[name] or status == HealthStatus.HEALTHY:
             continue
         if status is None:
             problems.append(f"{name}: Immuta reported no health for this enabled component")
@@ -132,7 +126,7 @@ def health_summary(connection: Connection) -> dict[str, Any]:
 def component_lines(summary: Mapping[str, Any]) -> list[str]:
     """One log line per component of a :func:`health_summary`."""
     lines = []
-    for name in COMPONENTS:
+    for name in CONNECTION_COMPONENTS:
         component = summary["components"][name]
         if not component["enabled"]:
             lines.append(f"{name}: not enabled (not checked)")

@@ -20,16 +20,20 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from immuta_provider.client import ui
+from immuta_provider.client.errors import (
+    ImmutaRateLimitError,
+    ImmutaResponseError,
+    ImmutaServerError,
+    ImmutaTransportError,
+)
+from immuta_provider.client.vocabulary import FAILURE_STATUSES, KNOWN_STATUSES, TaskStatus
+
 if TYPE_CHECKING:
     from immuta_provider.client import AsyncImmutaClient, ImmutaClient
     from immuta_provider.client.models import TaskRun
 
-ACTIVE_STATUSES = ("PENDING", "RUNNING")
-"""Statuses of a run that is still going and that a new sync may attach to."""
-SUCCESS_STATUS = "COMPLETED"
-DEFAULT_FAILURE_STATUSES: tuple[str, ...] = ("FAILED", "CANCELED")
 DEFAULT_MAX_CONSECUTIVE_ERRORS = 5
-KNOWN_STATUSES = ("PENDING", "RUNNING", "CANCELING", "COMPLETED", "FAILED", "CANCELED")
 
 PROGRESS_LOG_INTERVAL = 60.0
 """Default seconds between two heartbeat lines while the run's status does not change. Airflow's
@@ -127,12 +131,6 @@ def run_summary(connection_key: str, immuta_task_id: str, run: TaskRun) -> dict[
 
 def is_transient(exc: BaseException) -> bool:
     """Whether an error may go away by itself (worth polling again rather than failing)."""
-    from immuta_provider.client.errors import (
-        ImmutaRateLimitError,
-        ImmutaResponseError,
-        ImmutaServerError,
-        ImmutaTransportError,
-    )
 
     return isinstance(
         exc, ImmutaTransportError | ImmutaRateLimitError | ImmutaServerError | ImmutaResponseError
@@ -164,7 +162,7 @@ class RunWatch:
         connection_key: str,
         immuta_task_id: str,
         run_id: str | None,
-        failure_statuses: Sequence[str] = DEFAULT_FAILURE_STATUSES,
+        failure_statuses: Sequence[str] = FAILURE_STATUSES,
         deadline: float | None = None,
         started_at: float | None = None,
         last_status: str | None = None,
@@ -206,7 +204,6 @@ class RunWatch:
         """The run's Immuta page (the connection's until the run is known), or ``""``."""
         if not self.base_url:
             return ""
-        from immuta_provider.client import ui
 
         if self.run_id is None:
             return ui.connection_url(self.base_url, self.connection_key)
@@ -299,7 +296,7 @@ class RunWatch:
         message = f"{self._describe()} ended {status} after {elapsed}"
         if run.error is not None and (run.error.code or run.error.message):
             message += f": [{run.error.code or 'no code'}] {run.error.message or ''}".rstrip()
-        elif status == "CANCELED":
+        elif status == TaskStatus.CANCELED:
             who = run.canceled_by or "unknown (not reported by Immuta)"
             message += f": canceled by {who}"
         return message if message.endswith(".") else message + "."

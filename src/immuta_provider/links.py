@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import BaseOperatorLink, get_xcom_value
+from immuta_provider.client import ui
 
 if TYPE_CHECKING:
     from immuta_provider._compat import BaseOperator
@@ -45,7 +46,6 @@ class ImmutaConnectionLink(BaseOperatorLink):
         info = get_xcom_value(ti_key, LINK_XCOM_KEY)
         if not info or not info.get("connection_key"):
             return ""
-        from immuta_provider.client import ui
 
         return ui.connection_url(info["base_url"], info["connection_key"])
 
@@ -60,7 +60,6 @@ class ImmutaTaskRunLink(BaseOperatorLink):
         info = get_xcom_value(ti_key, LINK_XCOM_KEY)
         if not info or not (info.get("immuta_task_id") and info.get("run_id")):
             return ""
-        from immuta_provider.client import ui
 
         return ui.task_run_url(
             info["base_url"], info["connection_key"], info["immuta_task_id"], info["run_id"]

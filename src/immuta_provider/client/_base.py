@@ -35,6 +35,7 @@ from immuta_provider.client.errors import (
     ImmutaTimeoutError,
     ImmutaTransportError,
     ImmutaValidationError,
+    RequestContext,
     api_error_class,
 )
 from immuta_provider.client.models import ImmutaModel
@@ -206,9 +207,22 @@ class Call:
         self.deadline = deadline
         self.attempts = 0
 
+    def context(self, attempts: int | None = None) -> RequestContext:
+        """What errors of this call carry (no headers, no query string, no body)."""
+        sent = self.attempts if attempts is None else attempts
+        return RequestContext(self.request.endpoint.name, self.method, self.path, sent)
+
 
 def prepare_request(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> Request:
     """Validate a call's arguments and build its request; raises before anything is sent."""
+    try:
+        return _build_request(endpoint, args)
+    except ImmutaValidationError as error:
+        error.request = RequestContext(endpoint.name, endpoint.method, endpoint.path)
+        raise
+
+
+def _build_request(endpoint: Endpoint[Any], args: Mapping[str, Any]) -> Request:
     path = endpoint.path
     if endpoint.path_params:
         path = path.format_map(
@@ -352,12 +366,9 @@ class ClientCore:
         if remaining >= self._longest_timeout:
             return None
         if remaining <= 0:
-            raise ImmutaTimeoutError(
-                f"Immuta {call.method} {call.path}: total timeout of "
-                f"{self._config.total_timeout:g}s used up after {call.attempts - 1} attempt(s)",
-                method=call.method,
-                path=call.path,
-                attempts=call.attempts - 1,
+            sent = call.context(attempts=call.attempts - 1)  # this attempt is not sent
+            raise ImmutaTimeoutError.total_timeout_used(
+                sent, total_timeout=self._config.total_timeout
             )
         return remaining
 
@@ -396,14 +407,12 @@ class ClientCore:
         status = response.status_code
         return api_error_class(status)(
             status_code=status,
-            method=call.method,
-            path=call.path,
             message=self._redact(message),
             request_id=self._redact(request_id) if request_id else None,
             body_excerpt=self._redact(excerpt),
             reason=response.reason_phrase,
-            attempts=call.attempts,
             retry_after=parse_retry_after(headers.get("retry-after")),
+            request=call.context(),
         )
 
     def _transport_error(self, call: Call, error: httpx.RequestError) -> ImmutaTransportError:
@@ -415,29 +424,19 @@ class ClientCore:
             httpx.WriteTimeout: f"write timeout of {self._config.read_timeout:g}s",
             httpx.PoolTimeout: "no free connection in the pool in time",
         }
-        what = descriptions.get(type(error), type(error).__name__)
-        detail = str(error)
-        text = (
-            f"Could not get an answer from Immuta at {self._config.base_url} for "
-            f"{call.method} {call.path}: {what}{': ' + detail if detail else ''}"
-        )
-        if call.attempts > 1:
-            text += f" [after {call.attempts} attempts]"
-        return (kind or ImmutaTransportError)(
-            text, method=call.method, path=call.path, attempts=call.attempts
+        return (kind or ImmutaTransportError).no_answer(
+            call.context(),
+            base_url=self._config.base_url,
+            what=descriptions.get(type(error), type(error).__name__),
+            detail=str(error),
         )
 
     def _response_error(self, call: Call, response: Answer, problem: str) -> ImmutaResponseError:
-        excerpt = self._redact(clean_excerpt(self._redacted_body(response)))
-        endpoint = call.request.endpoint.name
-        return ImmutaResponseError(
-            f"{endpoint} ({call.method} {call.path}) got {response.status_code} with {problem}"
-            f"; body starts: {excerpt!r}",
-            endpoint=endpoint,
-            method=call.method,
-            path=call.path,
+        return ImmutaResponseError.unexpected_body(
+            call.context(),
             status_code=response.status_code,
-            body_excerpt=excerpt,
+            problem=problem,
+            excerpt=self._redact(clean_excerpt(self._redacted_body(response))),
         )
 
     def _invalid_body(

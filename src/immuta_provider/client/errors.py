@@ -1,7 +1,8 @@
 """The client's exception hierarchy.
 
-Every error says what failed (endpoint / method and path), the HTTP status where there is one,
-and Immuta's own message. No error ever holds request headers, so the API key cannot leak through
+Every error says what failed (its :class:`RequestContext`: endpoint, method, path, attempts), the
+HTTP status where there is one, and Immuta's own message. The messages are built here, next to
+the classes. No error ever holds request headers, so the API key cannot leak through
 an exception's text, its attributes or its pickled form.
 
 ```
@@ -23,7 +24,36 @@ ImmutaError
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Which call an error belongs to, as httpx errors carry their request: picklable, and
+    without headers, query string or body (so nothing secret).
+
+    Attributes:
+        endpoint: the client method, e.g. ``get_task_run`` ("" when the error is not tied to one).
+        method: HTTP method ("" before a request was built).
+        path: URL path of the request, or the endpoint's path template when the arguments were
+            rejected before one was built.
+        attempts: how many attempts were sent, retries included (0: nothing was sent).
+    """
+
+    endpoint: str = ""
+    method: str = ""
+    path: str = ""
+    attempts: int = 0
+
+    def __str__(self) -> str:
+        call = f"{self.method} {self.path}".strip()
+        if self.endpoint and call:
+            return f"{self.endpoint} ({call})"
+        return self.endpoint or call
+
+
+NO_REQUEST = RequestContext()
 
 
 def _rebuild(cls: type[ImmutaError], message: str, state: dict[str, Any]) -> ImmutaError:
@@ -33,8 +63,39 @@ def _rebuild(cls: type[ImmutaError], message: str, state: dict[str, Any]) -> Imm
     return error
 
 
+def _after_attempts(attempts: int) -> str:
+    return f" [after {attempts} attempts]" if attempts > 1 else ""
+
+
 class ImmutaError(Exception):
-    """Base class of every error raised by the Immuta client."""
+    """Base class of every error raised by the Immuta client.
+
+    Attributes:
+        request: the :class:`RequestContext` of the call that failed; ``endpoint``, ``method``,
+            ``path`` and ``attempts`` read from it.
+    """
+
+    request: RequestContext = NO_REQUEST
+
+    @property
+    def endpoint(self) -> str:
+        """The client method whose call failed ("" when not known)."""
+        return self.request.endpoint
+
+    @property
+    def method(self) -> str:
+        """HTTP method of the failed request ("" when none was built)."""
+        return self.request.method
+
+    @property
+    def path(self) -> str:
+        """URL path of the failed request (no query string, no headers)."""
+        return self.request.path
+
+    @property
+    def attempts(self) -> int:
+        """How many attempts were sent, retries included."""
+        return self.request.attempts
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Subclasses take keyword-only arguments, which the default Exception pickling
@@ -43,35 +104,60 @@ class ImmutaError(Exception):
 
 
 class ImmutaValidationError(ImmutaError, ValueError):
-    """An argument broke one of Immuta's rules; raised before any request is sent."""
+    """An argument broke one of Immuta's rules; raised before any request is sent.
+
+    ``request`` names the endpoint and its path template when the client rejected a call's
+    arguments (attempts 0).
+    """
 
 
 class ImmutaTransportError(ImmutaError):
-    """The request did not get an HTTP answer: connection refused, dropped, TLS failure...
+    """The request did not get an HTTP answer: connection refused, dropped, TLS failure..."""
 
-    Attributes:
-        method: HTTP method of the request.
-        path: URL path of the request (no query, no headers).
-        attempts: how many attempts were made, retries included.
-    """
-
-    def __init__(self, message: str, *, method: str, path: str, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        path: str = "",
+        attempts: int = 1,
+        endpoint: str = "",
+        request: RequestContext | None = None,
+    ) -> None:
         super().__init__(message)
-        self.method = method
-        self.path = path
-        self.attempts = attempts
+        self.request = request or RequestContext(endpoint, method, path, attempts)
+
+    @classmethod
+    def no_answer(
+        cls, request: RequestContext, *, base_url: str, what: str, detail: str
+    ) -> ImmutaTransportError:
+        """An attempt that got no HTTP answer (``what``: the kind of failure)."""
+        text = (
+            f"Could not get an answer from Immuta at {base_url} for "
+            f"{request.method} {request.path}: {what}{': ' + detail if detail else ''}"
+        )
+        return cls(text + _after_attempts(request.attempts), request=request)
 
 
 class ImmutaTimeoutError(ImmutaTransportError):
     """A connect, read or total (wall-clock) timeout expired."""
+
+    @classmethod
+    def total_timeout_used(
+        cls, request: RequestContext, *, total_timeout: float
+    ) -> ImmutaTimeoutError:
+        """The call's total (wall-clock) timeout ran out between or during attempts."""
+        return cls(
+            f"Immuta {request.method} {request.path}: total timeout of {total_timeout:g}s used up "
+            f"after {request.attempts} attempt(s)",
+            request=request,
+        )
 
 
 class ImmutaResponseError(ImmutaError):
     """Immuta answered 2xx but the body is not the JSON the endpoint describes.
 
     Attributes:
-        endpoint: the client method name, e.g. ``get_task_run``.
-        method, path: the request that got this answer.
         status_code: the (successful) HTTP status.
         body_excerpt: the start of the body, cleaned up and truncated.
     """
@@ -80,18 +166,40 @@ class ImmutaResponseError(ImmutaError):
         self,
         message: str,
         *,
-        endpoint: str,
-        method: str,
-        path: str,
+        endpoint: str = "",
+        method: str = "",
+        path: str = "",
         status_code: int,
         body_excerpt: str,
+        request: RequestContext | None = None,
     ) -> None:
         super().__init__(message)
-        self.endpoint = endpoint
-        self.method = method
-        self.path = path
+        self.request = request or RequestContext(endpoint, method, path)
         self.status_code = status_code
         self.body_excerpt = body_excerpt
+
+    @classmethod
+    def unexpected_body(
+        cls, request: RequestContext, *, status_code: int, problem: str, excerpt: str
+    ) -> ImmutaResponseError:
+        """A 2xx answer whose body is not what the endpoint describes (``problem`` says how)."""
+        return cls(
+            f"{request} got {status_code} with {problem}; body starts: {excerpt!r}",
+            status_code=status_code,
+            body_excerpt=excerpt,
+            request=request,
+        )
+
+    @classmethod
+    def repeated_cursor(cls, request: RequestContext, cursor: str) -> ImmutaResponseError:
+        """A page whose next cursor is the one that fetched it: iterating would never end."""
+        return cls(
+            f"{request}: Immuta returned the page cursor {cursor!r} it was given as the next "
+            "one; stopping to avoid an endless loop",
+            status_code=200,
+            body_excerpt="",
+            request=request,
+        )
 
 
 class ImmutaAPIError(ImmutaError):
@@ -99,12 +207,9 @@ class ImmutaAPIError(ImmutaError):
 
     Attributes:
         status_code: HTTP status, e.g. 409.
-        method: HTTP method of the request.
-        path: URL path of the request (no query string, no headers).
         message: Immuta's message (the JSON ``message``), or a readable excerpt of a non-JSON body.
         request_id: the request id header of the response (for Immuta support), if any.
         body_excerpt: the start of the body, cleaned up and truncated.
-        attempts: how many attempts were made, retries included.
         retry_after: seconds the server asked us to wait (``Retry-After``), if it said.
     """
 
@@ -114,31 +219,32 @@ class ImmutaAPIError(ImmutaError):
         self,
         *,
         status_code: int,
-        method: str,
-        path: str,
         message: str,
+        method: str = "",
+        path: str = "",
         request_id: str | None = None,
         body_excerpt: str = "",
         reason: str = "",
         attempts: int = 1,
         retry_after: float | None = None,
+        endpoint: str = "",
+        request: RequestContext | None = None,
     ) -> None:
-        text = f"Immuta returned {status_code}{' ' + reason if reason else ''} for {method} {path}"
+        request = request or RequestContext(endpoint, method, path, attempts)
+        text = f"Immuta returned {status_code}{' ' + reason if reason else ''} for "
+        text += f"{request.method} {request.path}"
         text += f": {message}" if message else ""
         if self.hint:
             text += f" ({self.hint})"
-        if attempts > 1:
-            text += f" [after {attempts} attempts]"
+        text += _after_attempts(request.attempts)
         if request_id:
             text += f" [request id: {request_id}]"
         super().__init__(text)
+        self.request = request
         self.status_code = status_code
-        self.method = method
-        self.path = path
         self.message = message
         self.request_id = request_id
         self.body_excerpt = body_excerpt
-        self.attempts = attempts
         self.retry_after = retry_after
 
 

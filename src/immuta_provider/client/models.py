@@ -9,7 +9,8 @@ purpose, because the API will grow:
 * only the fields that identify a resource (and a task's or run's status) are required;
   everything else may be missing.
 
-Secrets come back from Immuta as ``"[REDACTED]"`` (:data:`REDACTED`). The models keep that
+Secrets come back from Immuta as ``"[REDACTED]"`` (``REDACTED``, from
+:mod:`~immuta_provider.client.vocabulary`, where every word of the API lives). The models keep that
 placeholder as it is; sending it back is meaningless (it is not the secret), which is why
 ``update_connection`` leaves such values out and ``create_connection`` refuses them.
 """
@@ -17,79 +18,42 @@ placeholder as it is; sending it back is meaningless (it is not the secret), whi
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from typing import Annotated, Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-REDACTED = "[REDACTED]"
-"""What Immuta returns in place of every secret."""
-
-
-class _StrEnum(str, Enum):
-    """A str enum whose ``str()`` is its value on every Python version (3.10 has no StrEnum)."""
-
-    def __str__(self) -> str:
-        return str(self.value)
-
-
-class ConnectionState(_StrEnum):
-    """State of a connection; state rules decide which operations Immuta allows."""
-
-    ACTIVE = "ACTIVE"
-    INACTIVE = "INACTIVE"
-    UNHEALTHY = "UNHEALTHY"
-
-
-class HealthStatus(_StrEnum):
-    """Health of one component (client, policy, audit) of a connection."""
-
-    HEALTHY = "HEALTHY"
-    UNHEALTHY = "UNHEALTHY"
-    UNKNOWN = "UNKNOWN"
-
-
-class TaskStatus(_StrEnum):
-    """Status of a task or a task run."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    CANCELING = "CANCELING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELED = "CANCELED"
-
-
-class TaskType(_StrEnum):
-    """What a task does."""
-
-    DATA_OBJECT_SYNC = "DATA_OBJECT_SYNC"
-    CONNECTION_DELETE = "CONNECTION_DELETE"
-    DATA_OBJECT_DELETE = "DATA_OBJECT_DELETE"
-
-
-class TaskTrigger(_StrEnum):
-    """What started a task."""
-
-    MANUAL = "MANUAL"
-    SCHEDULED = "SCHEDULED"
-    SYSTEM = "SYSTEM"
-
-
-TERMINAL_STATUSES: frozenset[str] = frozenset(
-    {TaskStatus.COMPLETED.value, TaskStatus.FAILED.value, TaskStatus.CANCELED.value}
+from immuta_provider.client.vocabulary import (
+    REDACTED,
+    TERMINAL_STATUSES,
+    ConnectionState,
+    HealthStatus,
+    TaskStatus,
+    TaskTrigger,
+    TaskType,
+    is_terminal_status,
 )
-"""Statuses after which a task or run never changes again."""
 
-
-def is_terminal_status(status: str | None) -> bool:
-    """Whether a task/run status is final (COMPLETED, FAILED or CANCELED).
-
-    An unknown status is treated as not terminal: callers keep polling until their own deadline.
-    """
-    return status is not None and str.__str__(status) in TERMINAL_STATUSES
-
+__all__ = [  # the vocabulary is re-exported: models is where users met it first
+    "REDACTED",
+    "TERMINAL_STATUSES",
+    "CancelTaskRunResult",
+    "ComponentHealth",
+    "Connection",
+    "ConnectionHealth",
+    "ConnectionState",
+    "DataObject",
+    "HealthStatus",
+    "ImmutaModel",
+    "Task",
+    "TaskReference",
+    "TaskRun",
+    "TaskRunError",
+    "TaskStatus",
+    "TaskTrigger",
+    "TaskType",
+    "is_terminal_status",
+]
 
 # A known value validates to the enum member; anything else stays the original string.
 # left_to_right is needed because "smart" union mode would prefer the exact `str` match.

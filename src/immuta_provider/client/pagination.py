@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from immuta_provider.client.errors import ImmutaResponseError
+from immuta_provider.client.errors import ImmutaResponseError, RequestContext
 
 T = TypeVar("T")
 
@@ -36,14 +36,8 @@ class _Listing:
     def check_progress(self, cursor: str | None, page: Page[Any]) -> None:
         # A server that hands back the cursor it was given would make iteration endless.
         if page.next_cursor is not None and page.next_cursor == cursor:
-            raise ImmutaResponseError(
-                f"{self.endpoint} ({self.method} {self.path}): Immuta returned the page cursor "
-                f"{cursor!r} it was given as the next one; stopping to avoid an endless loop",
-                endpoint=self.endpoint,
-                method=self.method,
-                path=self.path,
-                status_code=200,
-                body_excerpt="",
+            raise ImmutaResponseError.repeated_cursor(
+                RequestContext(self.endpoint, self.method, self.path, 1), cursor
             )
 
     def __repr__(self) -> str:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import AirflowException, BaseOperator
 from immuta_provider._task_runs import (
-    DEFAULT_FAILURE_STATUSES,
     FAILURE,
     SUCCESS,
     TIMEOUT,
@@ -28,6 +27,8 @@ from immuta_provider._task_runs import (
     run_summary,
     status_text,
 )
+from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
+from immuta_provider.client.vocabulary import FAILURE_STATUSES
 from immuta_provider.links import LINK_XCOM_KEY, link_info
 
 __all__ = ["ImmutaBaseOperator", "ImmutaTaskRunWaitingOperator", "check_positive"]
@@ -81,7 +82,7 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
     status succeeds and the run summary becomes the task's XCom.
     """
 
-    run_failure_statuses: tuple[str, ...] = DEFAULT_FAILURE_STATUSES
+    run_failure_statuses: tuple[str, ...] = FAILURE_STATUSES
     """End statuses of the run that fail the Airflow task."""
 
     poll_interval: float
@@ -246,7 +247,6 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
 
     def _cancel_run(self, client: ImmutaClient) -> str:
         """Ask Immuta to cancel the run; return what happened, for the log or the error."""
-        from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
 
         assert self._immuta_task_id is not None and self._run_id is not None
         try:

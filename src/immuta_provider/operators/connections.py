@@ -21,7 +21,14 @@ from immuta_provider._connections import (
     secret_values,
     state_text,
 )
-from immuta_provider._task_runs import ACTIVE_STATUSES, status_text
+from immuta_provider._task_runs import status_text
+from immuta_provider.client.errors import ImmutaConflictError, ImmutaNotFoundError
+from immuta_provider.client.vocabulary import (
+    ACTIVATED_STATES,
+    ATTACHABLE_STATUSES,
+    ConnectionState,
+    TaskType,
+)
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._arguments import json_object
 from immuta_provider.operators._base import (
@@ -34,11 +41,6 @@ if TYPE_CHECKING:
 
     from immuta_provider.client import ImmutaClient
     from immuta_provider.client.models import Connection, Task
-
-CONNECTION_DELETE_TASK_TYPE = "CONNECTION_DELETE"
-ACTIVATED_STATES = ("ACTIVE", "UNHEALTHY")
-"""States of a connection that is switched on (UNHEALTHY: on, but failing validation)."""
-INACTIVE = "INACTIVE"
 
 
 def _dump(connection: Connection) -> dict[str, Any]:
@@ -145,7 +147,6 @@ class _ConnectionStateOperator(ImmutaBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Change the connection's state unless it is already where it should be."""
-        from immuta_provider.client.errors import ImmutaConflictError
 
         client = self.hook.get_client()
         self._push_connection_link(context)
@@ -214,7 +215,7 @@ class ImmutaActivateConnectionOperator(_ConnectionStateOperator):
 
     def _note_done(self, state: str) -> None:
         super()._note_done(state)
-        if state == "UNHEALTHY":
+        if state == ConnectionState.UNHEALTHY:
             self.log.warning(
                 "Immuta connection %r is on but UNHEALTHY: run ImmutaValidateConnectionOperator "
                 "to see which component fails.",
@@ -238,7 +239,7 @@ class ImmutaDeactivateConnectionOperator(_ConnectionStateOperator):
     _verb = "deactivate"
     _done = "Deactivated"
     _client_method = "deactivate_connection"
-    _target_states = (INACTIVE,)
+    _target_states = (ConnectionState.INACTIVE.value,)
 
 
 class ImmutaCreateConnectionOperator(ImmutaBaseOperator):
@@ -352,7 +353,6 @@ class ImmutaCreateConnectionOperator(ImmutaBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Create the connection, or accept an existing one with the same configuration."""
-        from immuta_provider.client.errors import ImmutaConflictError, ImmutaNotFoundError
 
         body = self._parse_rendered_body()
         key = body.get("connectionKey")
@@ -447,7 +447,6 @@ class ImmutaUpdateConnectionOperator(ImmutaBaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Send the changes (or check them, with ``dry_run``) and return the connection."""
-        from immuta_provider.client.errors import ImmutaConflictError
 
         changes = json_object(self.changes, "changes")
         _mask_secrets(changes)
@@ -467,7 +466,7 @@ class ImmutaUpdateConnectionOperator(ImmutaBaseOperator):
             advice = (
                 "Only an ACTIVE or UNHEALTHY connection can be updated: activate it first "
                 "(ImmutaActivateConnectionOperator)."
-                if state == "INACTIVE"
+                if state == ConnectionState.INACTIVE
                 else "Immuta's message says what conflicts; retry once that is resolved."
             )
             raise AirflowException(
@@ -565,10 +564,9 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         return self._follow_started_task(context, client, self._start_deletion(client))
 
     def _deactivate(self, client: ImmutaClient) -> None:
-        from immuta_provider.client.errors import ImmutaConflictError
 
         state = state_text(client.get_connection(self.connection_key).state)
-        if state == INACTIVE:
+        if state == ConnectionState.INACTIVE:
             self.log.info(
                 "Immuta connection %r is already INACTIVE (deactivate_first=True: nothing to do).",
                 self.connection_key,
@@ -577,7 +575,10 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         try:
             client.deactivate_connection(self.connection_key)
         except ImmutaConflictError:
-            if state_text(client.get_connection(self.connection_key).state) != INACTIVE:
+            if (
+                state_text(client.get_connection(self.connection_key).state)
+                != ConnectionState.INACTIVE
+            ):
                 raise
         self.log.info(
             "Deactivated Immuta connection %r (%s -> INACTIVE) before deleting it.",
@@ -586,7 +587,6 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         )
 
     def _start_deletion(self, client: ImmutaClient) -> str:
-        from immuta_provider.client.errors import ImmutaConflictError
 
         try:
             reference = client.delete_connection(self.connection_key)
@@ -621,9 +621,9 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         return reference.task_id
 
     def _running_deletion(self, client: ImmutaClient) -> Task | None:
-        for status in ACTIVE_STATUSES:
+        for status in ATTACHABLE_STATUSES:
             for task in client.list_tasks(
-                self.connection_key, type=CONNECTION_DELETE_TASK_TYPE, status=status
+                self.connection_key, type=TaskType.CONNECTION_DELETE, status=status
             ):
                 return task
         return None

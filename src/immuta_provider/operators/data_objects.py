@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from immuta_provider._compat import AirflowException, conf
+from immuta_provider.client.errors import ImmutaConflictError
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._arguments import optional_json_object
 from immuta_provider.operators._base import (
@@ -184,7 +185,6 @@ class ImmutaDeleteDataObjectOperator(ImmutaTaskRunWaitingOperator):
         return self._follow_started_task(context, client, self._start_deletion(client))
 
     def _start_deletion(self, client: ImmutaClient) -> str:
-        from immuta_provider.client.errors import ImmutaConflictError
 
         try:
             reference = client.delete_data_object(self.connection_key, self.data_object_id)

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import conf, ensure_asset_alias
 from immuta_provider._task_runs import (
-    ACTIVE_STATUSES,
-    SUCCESS_STATUS,
     fetch_run,
     latest_run,
     run_summary,
     status_text,
 )
 from immuta_provider.assets import DEFAULT_ASSET_ALIAS, immuta_sync_alias
+from immuta_provider.client.errors import ImmutaError, ImmutaNotFoundError
+from immuta_provider.client.vocabulary import ATTACHABLE_STATUSES, TaskStatus, TaskType
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from immuta_provider.client.models import Task, TaskRun
     from immuta_provider.hooks.immuta import ImmutaHook
 
-SYNC_TASK_TYPE = "DATA_OBJECT_SYNC"
 EARLIER_TRY_KEY = "immuta_sync_run"
 """Key in Airflow's ``task_state_store`` (3.3+) of the run this task instance started."""
 
@@ -184,7 +183,6 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             immuta_connection_asset,
             sync_event_extra,
         )
-        from immuta_provider.client.errors import ImmutaError
 
         hook = self.hook
         count: int | None = None
@@ -238,7 +236,9 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                     run.run_id,
                 )
                 return task.task_id, run
-        task = client.create_task(self.connection_key, SYNC_TASK_TYPE, extra_body=self.extra_body)
+        task = client.create_task(
+            self.connection_key, TaskType.DATA_OBJECT_SYNC, extra_body=self.extra_body
+        )
         first_run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
         self.log.info(
             "Started a data object sync of connection %r: Immuta task %s, run %s.",
@@ -259,7 +259,6 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         saved = store.get(EARLIER_TRY_KEY) if store is not None else None
         if not isinstance(saved, dict) or saved.get("connection_key") != self.connection_key:
             return None
-        from immuta_provider.client.errors import ImmutaNotFoundError
 
         immuta_task_id = str(saved["immuta_task_id"])
         try:
@@ -269,7 +268,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         if run is None:
             return None
         status = status_text(run.status)
-        if status != SUCCESS_STATUS and status not in ACTIVE_STATUSES:
+        if status != TaskStatus.COMPLETED and status not in ATTACHABLE_STATUSES:
             return None
         self.log.info(
             "An earlier try of this task started Immuta task %s run %s, which is %s: %s",
@@ -277,18 +276,20 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             run.run_id,
             status,
             "returning its result without syncing again."
-            if status == SUCCESS_STATUS
+            if status == TaskStatus.COMPLETED
             else "following it instead of starting another sync.",
         )
         return immuta_task_id, run
 
     def _find_running_sync(self, client: ImmutaClient) -> tuple[Task, TaskRun] | None:
-        for status in ACTIVE_STATUSES:
-            for task in client.list_tasks(self.connection_key, type=SYNC_TASK_TYPE, status=status):
+        for status in ATTACHABLE_STATUSES:
+            for task in client.list_tasks(
+                self.connection_key, type=TaskType.DATA_OBJECT_SYNC, status=status
+            ):
                 if task.parent_id is not None:
                     # A sub-task of a sync (Immuta splits a sync per database), not a sync itself.
                     continue
                 run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
-                if run is not None and status_text(run.status) in ACTIVE_STATUSES:
+                if run is not None and status_text(run.status) in ATTACHABLE_STATUSES:
                     return task, run
         return None

@@ -10,10 +10,10 @@ from typing import Any
 
 from immuta_provider._compat import AirflowException, conf
 from immuta_provider._task_runs import fetch_run, run_summary, status_text
+from immuta_provider.client.errors import ImmutaConflictError
+from immuta_provider.client.vocabulary import TaskStatus
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator, check_positive
-
-CANCELED = "CANCELED"
 
 
 class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
@@ -78,7 +78,6 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Cancel the run unless it has ended; wait for it to stop if asked to."""
-        from immuta_provider.client.errors import ImmutaConflictError
 
         client = self.hook.get_client()
         self._push_connection_link(context, self.immuta_task_id)
@@ -136,7 +135,7 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
 
     def _finish(self, outcome: dict[str, Any]) -> dict[str, Any]:
         summary = super()._finish(outcome)
-        if summary.get("status") != CANCELED:
+        if summary.get("status") != TaskStatus.CANCELED:
             self.log.warning(
                 "Immuta task run %s ended %s rather than CANCELED: it finished before the "
                 "cancellation took effect.",

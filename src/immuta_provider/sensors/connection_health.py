@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import BaseSensorOperator, PokeReturnValue
-from immuta_provider._connections import ACTIVE, component_lines, health_summary
+from immuta_provider._connections import component_lines, health_summary
 from immuta_provider._task_runs import is_transient
+from immuta_provider.client.vocabulary import ConnectionState
 from immuta_provider.links import LINK_XCOM_KEY, ImmutaConnectionLink, link_info
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class ImmutaConnectionHealthSensor(BaseSensorOperator):
             )
             return False
         summary = health_summary(connection)
-        ready = summary["healthy"] and summary["state"] == ACTIVE
+        ready = summary["healthy"] and summary["state"] == ConnectionState.ACTIVE
         self._report(summary, ready)
         if not ready:
             return False

@@ -18,13 +18,13 @@ from immuta_provider._compat import (
     conf,
 )
 from immuta_provider._task_runs import (
-    DEFAULT_FAILURE_STATUSES,
     FAILURE,
     SUCCESS,
     TIMEOUT,
     RunWatch,
     fetch_run,
 )
+from immuta_provider.client.vocabulary import FAILURE_STATUSES
 from immuta_provider.links import (
     LINK_XCOM_KEY,
     ImmutaConnectionLink,
@@ -71,7 +71,7 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
         immuta_task_id: str,
         run_id: str | None = None,
         immuta_conn_id: str = "immuta_default",
-        failure_statuses: Sequence[str] = DEFAULT_FAILURE_STATUSES,
+        failure_statuses: Sequence[str] = FAILURE_STATUSES,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import BaseTrigger, TriggerEvent
 from immuta_provider._task_runs import (
-    DEFAULT_FAILURE_STATUSES,
     DEFAULT_MAX_CONSECUTIVE_ERRORS,
     RunWatch,
     afetch_run,
     check_positive,
 )
+from immuta_provider.client.errors import ImmutaConflictError
+from immuta_provider.client.vocabulary import FAILURE_STATUSES
 
 if TYPE_CHECKING:
     from immuta_provider.hooks.immuta import ImmutaHook
@@ -60,7 +61,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         deadline: float | None = None,
         cancel_on_kill: bool = False,
-        failure_statuses: Sequence[str] = DEFAULT_FAILURE_STATUSES,
+        failure_statuses: Sequence[str] = FAILURE_STATUSES,
         last_status: str | None = None,
         started_at: float | None = None,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
@@ -157,7 +158,6 @@ class ImmutaTaskRunTrigger(BaseTrigger):
                 self.immuta_task_id,
             )
             return
-        from immuta_provider.client.errors import ImmutaConflictError
 
         async with self._hook().shared_async_client() as client:
             try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from tests.integration.airflow_env import AUTHORING_MODULES, AUTHORING_PREFIXES, authoring
+from tests.unit.airflow.test_operator_import_cost import PARSE_TIME_HEAVY
 
 from immuta_provider import get_provider_info
 from immuta_provider.operators._arguments import json_object, optional_json_object
@@ -234,18 +235,6 @@ def test_every_exported_class_resolves_and_lives_in_a_module_of_the_provider_inf
             package.Nope  # noqa: B018
 
 
-HEAVY = (
-    "immuta_provider.client",
-    "immuta_provider.hooks",
-    "immuta_provider.triggers",
-    "immuta_provider.emulator",
-    "httpx",
-    "pydantic",
-    "tenacity",
-    "airflow.triggers.base",
-)
-
-
 def test_imports_stay_light_at_dag_parse_time() -> None:
     """One child process (a clean sys.modules): what the packages, then the classes, load."""
     code = (
@@ -269,6 +258,6 @@ def test_imports_stay_light_at_dag_parse_time() -> None:
     ours = sorted(m for m in packages if m.startswith("immuta_provider."))
     assert ours == ["immuta_provider.operators", "immuta_provider.sensors"]
     # The classes load only our light modules and the SDK's base classes: no client, no hook.
-    heavy = [m for m in classes if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+    heavy = [m for m in classes if any(m == h or m.startswith(h + ".") for h in PARSE_TIME_HEAVY)]
     assert heavy == []
     assert all(m.startswith(("immuta_provider", *AUTHORING_PREFIXES)) for m in classes), classes

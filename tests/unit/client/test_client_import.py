@@ -47,3 +47,42 @@ def test_client_imports_without_airflow() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith('"heavy": []}'), result.stdout
+
+
+_LIGHT_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import immuta_provider.client
+    import immuta_provider.client.errors
+    import immuta_provider.client.ui
+    import immuta_provider.client.vocabulary
+    from immuta_provider.client import REDACTED, ImmutaError, TaskStatus, connection_url
+
+    heavy = sorted(
+        name for name in sys.modules
+        if name.split(".")[0] in {"httpx", "pydantic", "pydantic_core", "tenacity", "aiohttp"}
+        or name.startswith(("immuta_provider.client._", "immuta_provider.client.models"))
+    )
+    print(json.dumps(heavy))
+    """
+)
+
+
+def test_vocabulary_errors_and_the_package_load_no_http_or_model_library() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _LIGHT_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+
+
+def test_the_lazy_package_exports_every_name_it_lists() -> None:
+    import immuta_provider.client as client
+
+    for name in client.__all__:
+        assert getattr(client, name) is not None, name
+    assert client.TaskStatus.COMPLETED == "COMPLETED"
