@@ -46,11 +46,6 @@ class AiohttpAnswer:
         self.headers: Mapping[str, str] = headers
         self.content = content
 
-    @property
-    def is_success(self) -> bool:
-        """2xx, as ``httpx.Response.is_success``."""
-        return 200 <= self.status_code < 300
-
 
 class AiohttpSender:
     """Sends a client's requests through one lazily opened ``aiohttp.ClientSession``.

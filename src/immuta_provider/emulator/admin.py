@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .core import Emulator
 from .faults import FaultSpec
 from .rules import ApiError, check_connection_key
-from .state import Behaviour
+from .scheduler import Behaviour
 
 
 class FailureSpec(BaseModel):

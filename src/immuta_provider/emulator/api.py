@@ -22,7 +22,7 @@ from .rules import (
     UUID_PATTERN,
     check_connection_key,
 )
-from .state import SYSTEM_PRINCIPAL
+from .scheduler import SYSTEM_PRINCIPAL
 
 ERROR_STATUSES = (400, 401, 403, 404, 409, 429, 500, 502, 503, 504)
 

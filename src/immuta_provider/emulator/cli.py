@@ -19,8 +19,8 @@ from pydantic import TypeAdapter, ValidationError
 from .admin import BehaviourSpec
 from .core import DEFAULT_API_KEY, DEFAULT_SYNC_DURATION, Emulator, EmulatorConfig
 from .faults import FaultSpec
+from .scheduler import Behaviour
 from .seed import SEEDS
-from .state import Behaviour
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from .faults import Counters, FaultRegistry, FaultSpec
 from .persistence import StateFile
+from .scheduler import Behaviour
 from .seed import seed_state
-from .state import Behaviour, State
+from .state import State
 
 DEFAULT_API_KEY = "immuta-demo-key"
 DEFAULT_SYNC_DURATION = 2.0

@@ -96,20 +96,3 @@ def check_connection_key(value: object) -> str:
 def is_uuid(value: object) -> bool:
     """Whether ``value`` matches the reference's UUID pattern."""
     return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None
-
-
-def check_uuid(name: str, value: object) -> str:
-    """Return ``value`` if it matches the UUID pattern, else raise a 400 naming ``name``."""
-    if not is_uuid(value):
-        raise ApiError(400, f"Invalid {name} {value!r}: it must be a UUID.")
-    assert isinstance(value, str)
-    return value
-
-
-def check_page_limit(value: object) -> int:
-    """Return the page limit if it is an integer in 1..100, else raise a 400."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= PAGE_LIMIT_MAX:
-        raise ApiError(
-            400, f"Invalid page[limit] {value!r}: it must be an integer between 1 and 100."
-        )
-    return value

@@ -10,7 +10,8 @@ from typing import Any
 
 from . import catalog
 from .records import HEALTH_COMPONENTS, ConnectionRecord, DataObjectRecord, RunRecord, TaskRecord
-from .state import SYSTEM_PRINCIPAL, State, auth_failure
+from .scheduler import SYSTEM_PRINCIPAL, auth_failure
+from .state import State
 
 SEEDS = ("demo", "none")
 LARGE_CONNECTION_KEY = "snowflake-large"

@@ -178,11 +178,6 @@ class ImmutaHook(BaseHook):
         """
         return ImmutaClient(**self.settings.client_kwargs(max_retries=max_retries))
 
-    async def aget_async_client(self) -> AsyncImmutaClient:
-        """A new async client that the caller owns and must ``aclose()``."""
-        settings = await self.aget_settings()
-        return AsyncImmutaClient(**settings.client_kwargs())
-
     @asynccontextmanager
     async def shared_async_client(self) -> AsyncIterator[AsyncImmutaClient]:
         """Borrow the process-wide async client of this connection (one pool for all triggers).
