@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import AirflowException, BaseOperator
+from immuta_provider._immuta_mixin import ImmutaMixin
 from immuta_provider._task_runs import (
     FAILURE,
     SUCCESS,
@@ -29,47 +30,22 @@ from immuta_provider._task_runs import (
 )
 from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
 from immuta_provider.client.vocabulary import FAILURE_STATUSES
-from immuta_provider.links import LINK_XCOM_KEY, link_info
 
 __all__ = ["ImmutaBaseOperator", "ImmutaTaskRunWaitingOperator", "check_positive"]
 
 if TYPE_CHECKING:
     from immuta_provider.client import ImmutaClient
     from immuta_provider.client.models import TaskRun
-    from immuta_provider.hooks.immuta import ImmutaHook
 
 
-class ImmutaBaseOperator(BaseOperator):
-    """Base of the Immuta operators: the hook of ``immuta_conn_id`` and the Immuta UI links.
+class ImmutaBaseOperator(ImmutaMixin, BaseOperator):
+    """Base of the Immuta operators: the hook of ``immuta_conn_id`` and the Immuta UI links
+    (:class:`~immuta_provider._immuta_mixin.ImmutaMixin`).
 
     Subclasses set ``immuta_conn_id`` and ``connection_key`` in their ``__init__``.
     """
 
     ui_color = "#e8e4f7"
-    immuta_conn_id: str
-    connection_key: str
-    _hook: ImmutaHook | None = None
-
-    @property
-    def hook(self) -> ImmutaHook:
-        """The hook of ``immuta_conn_id`` (built on first use)."""
-        if self._hook is None:
-            from immuta_provider.hooks.immuta import ImmutaHook
-
-            self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
-        return self._hook
-
-    def _push_connection_link(
-        self,
-        context: Any,
-        immuta_task_id: str | None = None,
-        run_id: str | None = None,
-    ) -> None:
-        """Store what the extra links need (no secret) in the task's XCom."""
-        context["ti"].xcom_push(
-            key=LINK_XCOM_KEY,
-            value=link_info(self.hook.base_url, self.connection_key, immuta_task_id, run_id),
-        )
 
 
 class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
@@ -114,7 +90,8 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
         self.cancel_on_kill = cancel_on_kill
 
     def _push_link(self, context: Any) -> None:
-        self._push_connection_link(context, self._immuta_task_id, self._run_id)
+        """The links to the run this operator follows (the connection's until it is known)."""
+        self.push_immuta_link(context, self._immuta_task_id, self._run_id)
 
     def _follow_started_task(
         self, context: Any, client: ImmutaClient, immuta_task_id: str

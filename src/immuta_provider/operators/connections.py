@@ -91,7 +91,7 @@ class ImmutaValidateConnectionOperator(ImmutaBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Validate the connection, log each component's health, return the health."""
         client = self.hook.get_client()
-        self._push_connection_link(context)
+        self.push_immuta_link(context)
         connection = client.validate_connection(self.connection_key)
         summary = health_summary(connection)
         self.log.info(
@@ -149,7 +149,7 @@ class _ConnectionStateOperator(ImmutaBaseOperator):
         """Change the connection's state unless it is already where it should be."""
 
         client = self.hook.get_client()
-        self._push_connection_link(context)
+        self.push_immuta_link(context)
         previous = state_text(client.get_connection(self.connection_key).state)
         if previous in self._target_states:
             self._note_done(previous)
@@ -363,7 +363,7 @@ class ImmutaCreateConnectionOperator(ImmutaBaseOperator):
             )
         self.connection_key = key
         client = self.hook.get_client()
-        self._push_connection_link(context)
+        self.push_immuta_link(context)
         try:
             existing = client.get_connection(key)
         except ImmutaNotFoundError:
@@ -456,7 +456,7 @@ class ImmutaUpdateConnectionOperator(ImmutaBaseOperator):
                 '{"clientConfiguration": {"warehouse": "NEW_WH"}}.'
             )
         client = self.hook.get_client()
-        self._push_connection_link(context)
+        self.push_immuta_link(context)
         try:
             connection = client.update_connection(
                 self.connection_key, changes, dry_run=self.dry_run_changes
@@ -553,11 +553,7 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         """Deactivate (optionally), start the deletion, and wait for it as configured."""
         client = self.hook.get_client()
-        self.log.info(
-            "Immuta connection %r: %s",
-            self.connection_key,
-            self.hook.connection_url(self.connection_key),
-        )
+        self.log_connection_page()
         self._push_link(context)  # the connection link, even if the deletion is refused
         if self.deactivate_first:
             self._deactivate(client)

@@ -103,7 +103,7 @@ class ImmutaSearchDataObjectsOperator(ImmutaBaseOperator):
         """Run the search and return at most ``max_results`` data objects."""
         attributes = optional_json_object(self.attributes, "attributes")
         client = self.hook.get_client()
-        self._push_connection_link(context)
+        self.push_immuta_link(context)
         paginator = client.search_data_objects(
             self.connection_key, attributes, page_size=search_page_size(self.max_results)
         )

@@ -25,7 +25,6 @@ from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
 if TYPE_CHECKING:
     from immuta_provider.client import ImmutaClient
     from immuta_provider.client.models import Task, TaskRun
-    from immuta_provider.hooks.immuta import ImmutaHook
 
 EARLIER_TRY_KEY = "immuta_sync_run"
 """Key in Airflow's ``task_state_store`` (3.3+) of the run this task instance started."""
@@ -117,21 +116,12 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         self.immuta_conn_id = immuta_conn_id
         self.reuse_running_sync = reuse_running_sync
         self.extra_body = extra_body
-        # What on_kill() needs while execute() is blocked polling.
-        self._hook: ImmutaHook | None = None
-        self._immuta_task_id: str | None = None
-        self._run_id: str | None = None
-        self._finished = False
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Start (or attach to) the sync, then wait for it as configured."""
         hook = self.hook
         client = hook.get_client()
-        self.log.info(
-            "Immuta connection %r: %s",
-            self.connection_key,
-            hook.connection_url(self.connection_key),
-        )
+        self.log_connection_page()
         store = context.get("task_state_store")  # Airflow 3.3+
         immuta_task_id, run = self._start_or_attach(client, store)
         self._immuta_task_id = immuta_task_id

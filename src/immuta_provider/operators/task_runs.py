@@ -13,7 +13,7 @@ from immuta_provider._task_runs import fetch_run, run_summary, status_text
 from immuta_provider.client.errors import ImmutaConflictError
 from immuta_provider.client.vocabulary import TaskStatus
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
-from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator, check_positive
+from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
 
 
 class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
@@ -63,24 +63,25 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_positive("poll_interval", poll_interval)
-        check_positive("timeout", timeout)
+        self._set_waiting_options(
+            wait_for_completion=wait_for_cancellation,
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            # Killing this task must not cancel anything more than it already asked for.
+            cancel_on_kill=False,
+        )
         self.connection_key = connection_key
         self.immuta_task_id = immuta_task_id
         self.run_id = run_id
         self.immuta_conn_id = immuta_conn_id
         self.wait_for_cancellation = wait_for_cancellation
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
-        # Killing this task must not cancel anything more than it already asked for.
-        self.cancel_on_kill = False
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Cancel the run unless it has ended; wait for it to stop if asked to."""
 
         client = self.hook.get_client()
-        self._push_connection_link(context, self.immuta_task_id)
+        self.push_immuta_link(context, self.immuta_task_id)
         run_id = self.run_id or None
         run = fetch_run(client, self.connection_key, self.immuta_task_id, run_id)
         if run is None:
@@ -129,7 +130,7 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
             self._run_url(),
         )
         run = client.get_task_run(self.connection_key, self.immuta_task_id, run.run_id)
-        if not self.wait_for_cancellation:
+        if not self.wait_for_completion:
             return run_summary(self.connection_key, self.immuta_task_id, run)
         return self._wait_or_defer(client, self.immuta_task_id, run)
 

@@ -9,15 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import BaseSensorOperator, PokeReturnValue
 from immuta_provider._connections import component_lines, health_summary
+from immuta_provider._immuta_mixin import ImmutaMixin
 from immuta_provider._task_runs import is_transient
 from immuta_provider.client.vocabulary import ConnectionState
-from immuta_provider.links import LINK_XCOM_KEY, ImmutaConnectionLink, link_info
+from immuta_provider.links import ImmutaConnectionLink
 
 if TYPE_CHECKING:
-    from immuta_provider.hooks.immuta import ImmutaHook
+    pass
 
 
-class ImmutaConnectionHealthSensor(BaseSensorOperator):
+class ImmutaConnectionHealthSensor(ImmutaMixin, BaseSensorOperator):
     """Wait until an Immuta connection is ``ACTIVE`` and each of its enabled components is
     ``HEALTHY``.
 
@@ -53,28 +54,12 @@ class ImmutaConnectionHealthSensor(BaseSensorOperator):
         self.connection_key = connection_key
         self.immuta_conn_id = immuta_conn_id
         self.validate = validate
-        self._hook: ImmutaHook | None = None
         self._last_report: str | None = None
-
-    @property
-    def hook(self) -> ImmutaHook:
-        """The hook of ``immuta_conn_id`` (built on first use)."""
-        if self._hook is None:
-            from immuta_provider.hooks.immuta import ImmutaHook
-
-            self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
-        return self._hook
 
     def execute(self, context: Any) -> Any:
         """Log the connection's Immuta page, store the link, then poke as usual."""
-        self.log.info(
-            "Immuta connection %r: %s",
-            self.connection_key,
-            self.hook.connection_url(self.connection_key),
-        )
-        context["ti"].xcom_push(
-            key=LINK_XCOM_KEY, value=link_info(self.hook.base_url, self.connection_key)
-        )
+        self.log_connection_page()
+        self.push_immuta_link(context)
         return super().execute(context)
 
     def poke(self, context: Any) -> PokeReturnValue | bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from immuta_provider._compat import (
     AirflowException,
@@ -17,6 +17,7 @@ from immuta_provider._compat import (
     PokeReturnValue,
     conf,
 )
+from immuta_provider._immuta_mixin import ImmutaMixin
 from immuta_provider._task_runs import (
     FAILURE,
     SUCCESS,
@@ -26,17 +27,12 @@ from immuta_provider._task_runs import (
 )
 from immuta_provider.client.vocabulary import FAILURE_STATUSES
 from immuta_provider.links import (
-    LINK_XCOM_KEY,
     ImmutaConnectionLink,
     ImmutaTaskRunLink,
-    link_info,
 )
 
-if TYPE_CHECKING:
-    from immuta_provider.hooks.immuta import ImmutaHook
 
-
-class ImmutaTaskRunSensor(BaseSensorOperator):
+class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
     """Wait until an Immuta task run has ended.
 
     Works in ``poke`` and ``reschedule`` mode, and deferred in the triggerer with
@@ -92,35 +88,11 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
         self.immuta_conn_id = immuta_conn_id
         self.failure_statuses = tuple(str(status) for status in failure_statuses)
         self.deferrable = deferrable
-        self._hook: ImmutaHook | None = None
-        self._linked_run: str | None = None
         self._watch: RunWatch | None = None
-
-    @property
-    def hook(self) -> ImmutaHook:
-        """The hook of ``immuta_conn_id`` (built on first use)."""
-        if self._hook is None:
-            from immuta_provider.hooks.immuta import ImmutaHook
-
-            self._hook = ImmutaHook(immuta_conn_id=self.immuta_conn_id)
-        return self._hook
-
-    def _push_link(self, context: Any, run_id: str) -> None:
-        if self._linked_run == run_id:  # once per run, not at every poke
-            return
-        context["ti"].xcom_push(
-            key=LINK_XCOM_KEY,
-            value=link_info(self.hook.base_url, self.connection_key, self.immuta_task_id, run_id),
-        )
-        self._linked_run = run_id
 
     def execute(self, context: Any) -> Any:
         """Poke (or reschedule) as usual; with ``deferrable``, check once and then defer."""
-        self.log.info(
-            "Immuta connection %r: %s",
-            self.connection_key,
-            self.hook.connection_url(self.connection_key),
-        )
+        self.log_connection_page()
         if not self.deferrable:
             return super().execute(context)
         done = self.poke(context)
@@ -162,7 +134,7 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
         )
         outcome = watch.observe_run(run)
         if watch.run_id is not None:
-            self._push_link(context, watch.run_id)
+            self.push_immuta_link(context, self.immuta_task_id, watch.run_id)
         if outcome is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._result(outcome))
@@ -170,7 +142,7 @@ class ImmutaTaskRunSensor(BaseSensorOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: return the run summary or fail."""
         if event.get("run_id"):
-            self._push_link(context, event["run_id"])
+            self.push_immuta_link(context, self.immuta_task_id, event["run_id"])
         if event["status"] == TIMEOUT:
             self.log.error("%s", event["message"])
             raise AirflowSensorTimeout(event["message"])

@@ -23,6 +23,7 @@ from immuta_provider.client import (
     ImmutaTimeoutError,
     ImmutaTransportError,
     ImmutaValidationError,
+    RequestContext,
 )
 
 KEY = "trino-archive"
@@ -231,3 +232,45 @@ async def test_json_messages_keep_angle_brackets(make_api: Any) -> None:
     with pytest.raises(ImmutaBadRequestError) as caught:
         await api.call("get_connection", KEY)
     assert caught.value.message == "limit must be <= 100 and > 0"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        immuta_error(409, "state"),
+        httpx.Response(200, content=b"not json"),
+        httpx.ConnectError("refused"),
+    ],
+    ids=["api-error", "response-error", "transport-error"],
+)
+async def test_every_error_of_a_call_carries_its_request_context(make_api: Any, reply: Any) -> None:
+    api, _ = make_api(reply, max_retries=0)
+    with pytest.raises(ImmutaError) as caught:
+        await api.call("get_task_run", KEY, TASK_ID, RUN_ID)
+    expected = RequestContext(
+        "get_task_run", "GET", f"{PATH}/tasks/{TASK_ID}/runs/{RUN_ID}", attempts=1
+    )
+    assert caught.value.request == expected
+    assert (caught.value.endpoint, caught.value.method, caught.value.attempts) == (
+        "get_task_run",
+        "GET",
+        1,
+    )
+    assert pickle.loads(pickle.dumps(caught.value)).request == expected
+
+
+async def test_rejected_arguments_name_the_endpoint_and_its_path_template(make_api: Any) -> None:
+    api, replies = make_api()
+    with pytest.raises(ImmutaValidationError, match="reserved") as caught:
+        await api.call("get_task_run", "sync", TASK_ID, RUN_ID)
+    assert caught.value.request == RequestContext(
+        "get_task_run", "GET", "/api/connections/{connectionKey}/tasks/{taskId}/runs/{runId}", 0
+    )
+    assert replies.bodies() == []  # nothing was sent
+    assert str(caught.value.request).startswith("get_task_run (GET /api/connections/")
+
+
+def test_a_request_context_reads_as_the_call_it_describes() -> None:
+    assert str(RequestContext("get_connection", "GET", PATH, 2)) == f"get_connection (GET {PATH})"
+    assert str(RequestContext()) == ""
+    assert ImmutaValidationError("bad").request == RequestContext()
