@@ -7,6 +7,7 @@ usage error (bad arguments, a missing environment variable, an unusable Airflow 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import sys
@@ -132,6 +133,17 @@ def main(
     """Run the doctor; returns the exit status (``transport``: an httpx transport, for tests)."""
     out = stdout or sys.stdout
     args = build_parser().parse_args(argv)
+    # The client's envelope warnings would repeat, unformatted, what the report says.
+    client_logger = logging.getLogger("immuta_provider.client")
+    level = client_logger.level
+    client_logger.setLevel(logging.ERROR)
+    try:
+        return _run(args, out, transport)
+    finally:
+        client_logger.setLevel(level)
+
+
+def _run(args: argparse.Namespace, out: TextIO, transport: Any) -> int:
     try:
         if args.timeout <= 0:
             raise UsageError(f"--timeout {args.timeout:g} must be a positive number of seconds")

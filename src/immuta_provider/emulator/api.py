@@ -50,6 +50,15 @@ PageLimit = Annotated[
         description="Maximum number of items to return.",
     ),
 ]
+# A plain string: the dialect (dialect.py) says which names exist and what an unknown one does.
+StatusFilter = Annotated[
+    str | None,
+    Query(
+        alias="filter[status]",
+        description="Only tasks or runs with this status (PENDING, RUNNING, CANCELING, "
+        "COMPLETED, FAILED or CANCELED; another name under a dialect).",
+    ),
+]
 PageCursor = Annotated[
     str | None, Query(alias="page[cursor]", description="The cursor to start from.")
 ]
@@ -63,8 +72,13 @@ def _json(payload: Any, status_code: int = 200) -> Response:
     )
 
 
-def _page(key: str, items: list[dict[str, Any]], next_cursor: str | None) -> Response:
-    return _json({key: items, "page": {"nextCursor": next_cursor}})
+def _page(
+    emulator: Emulator, key: str, items: list[dict[str, Any]], next_cursor: str | None
+) -> Response:
+    dialect = emulator.config.dialect
+    if key in ("tasks", "runs"):
+        items = [dialect.item(item) for item in items]
+    return _json(dialect.page(key, items, next_cursor))
 
 
 def _principal(request: Request) -> str:
@@ -96,7 +110,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         items, next_cursor = state.inventory.search_page(
             key, body.attributes, limit=body.page.limit, cursor=body.page.cursor
         )
-        return _page("dataObjects", items, next_cursor)
+        return _page(emulator, "dataObjects", items, next_cursor)
 
     @router.get(
         "/connections",
@@ -108,7 +122,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         limit: PageLimit = PAGE_LIMIT_DEFAULT, cursor: PageCursor = None
     ) -> Response:
         items, next_cursor = emulator.state.list_connections(limit=limit, cursor=cursor)
-        return _page("connections", items, next_cursor)
+        return _page(emulator, "connections", items, next_cursor)
 
     @router.post(
         "/connections",
@@ -259,7 +273,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         items, next_cursor = state.inventory.children_page(
             key, data_object_id, limit=limit, cursor=cursor
         )
-        return _page("dataObjects", items, next_cursor)
+        return _page(emulator, "dataObjects", items, next_cursor)
 
     @router.get(
         "/connections/{connectionKey}/tasks",
@@ -272,7 +286,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         limit: PageLimit = PAGE_LIMIT_DEFAULT,
         cursor: PageCursor = None,
         task_type: Annotated[schemas.TaskType | None, Query(alias="filter[type]")] = None,
-        status: Annotated[schemas.RunStatus | None, Query(alias="filter[status]")] = None,
+        status: StatusFilter = None,
         trigger: Annotated[schemas.TaskTrigger | None, Query(alias="filter[trigger]")] = None,
         created_by: Annotated[str | None, Query(alias="filter[createdBy]")] = None,
         parent_id: Annotated[
@@ -282,7 +296,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         key = check_connection_key(connectionKey)
         filters = {
             "type": task_type,
-            "status": status,
+            "status": emulator.config.dialect.status_in(status),
             "trigger": trigger,
             "createdBy": created_by,
             "parentId": parent_id,
@@ -290,7 +304,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         items, next_cursor = emulator.state.list_tasks(
             key, filters=filters, limit=limit, cursor=cursor
         )
-        return _page("tasks", items, next_cursor)
+        return _page(emulator, "tasks", items, next_cursor)
 
     @router.post(
         "/connections/{connectionKey}/tasks",
@@ -304,7 +318,7 @@ def api_router(emulator: Emulator) -> APIRouter:
         key = check_connection_key(connectionKey)
         state = emulator.state
         task = state.create_task(key, body.model_dump(), _principal(request))
-        return _json(state.task_wire(task))
+        return _json(emulator.config.dialect.item(state.task_wire(task)))
 
     @router.get(
         "/connections/{connectionKey}/tasks/{taskId}",
@@ -315,7 +329,7 @@ def api_router(emulator: Emulator) -> APIRouter:
     async def get_task(connectionKey: ConnectionKey, taskId: TaskId) -> Response:
         key = check_connection_key(connectionKey)
         state = emulator.state
-        return _json(state.task_wire(state.get_task(key, taskId)))
+        return _json(emulator.config.dialect.item(state.task_wire(state.get_task(key, taskId))))
 
     @router.get(
         "/connections/{connectionKey}/tasks/{taskId}/runs",
@@ -328,13 +342,17 @@ def api_router(emulator: Emulator) -> APIRouter:
         taskId: TaskId,
         limit: PageLimit = PAGE_LIMIT_DEFAULT,
         cursor: PageCursor = None,
-        status: Annotated[schemas.RunStatus | None, Query(alias="filter[status]")] = None,
+        status: StatusFilter = None,
     ) -> Response:
         key = check_connection_key(connectionKey)
         items, next_cursor = emulator.state.list_runs(
-            key, taskId, status=status, limit=limit, cursor=cursor
+            key,
+            taskId,
+            status=emulator.config.dialect.status_in(status),
+            limit=limit,
+            cursor=cursor,
         )
-        return _page("runs", items, next_cursor)
+        return _page(emulator, "runs", items, next_cursor)
 
     @router.get(
         "/connections/{connectionKey}/tasks/{taskId}/runs/{runId}",
@@ -344,7 +362,8 @@ def api_router(emulator: Emulator) -> APIRouter:
     )
     async def get_task_run(connectionKey: ConnectionKey, taskId: TaskId, runId: RunId) -> Response:
         key = check_connection_key(connectionKey)
-        return _json(emulator.state.get_run(key, taskId, runId).to_wire())
+        run = emulator.state.get_run(key, taskId, runId).to_wire()
+        return _json(emulator.config.dialect.item(run))
 
     @router.post(
         "/connections/{connectionKey}/tasks/{taskId}/runs/{runId}/_cancel",

@@ -18,6 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .admin import BehaviourSpec
 from .core import DEFAULT_API_KEY, DEFAULT_SYNC_DURATION, Emulator, EmulatorConfig
+from .dialect import DOCUMENTED, Dialect, DialectError
 from .faults import FaultSpec
 from .scheduler import Behaviour
 from .seed import SEEDS
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate")
     parser.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
+    parser.add_argument(
+        "--dialect",
+        type=Path,
+        metavar="FILE.json",
+        help="answer like a tenant with other status names and list envelope (docs/emulator.md)",
+    )
     return parser
 
 
@@ -153,6 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, ValidationError) as exc:
         print(f"Cannot read --faults {args.faults}: {exc}", file=sys.stderr)
         return 2
+    try:
+        dialect = Dialect.load(args.dialect) if args.dialect else DOCUMENTED
+    except DialectError as exc:
+        print(f"Cannot use --dialect: {exc}", file=sys.stderr)
+        return 2
     config = EmulatorConfig(
         api_keys=tuple(args.api_keys or (DEFAULT_API_KEY,)),
         seed=args.seed,
@@ -161,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         state_file=args.state_file,
         faults=faults,
         behaviours=behaviours,
+        dialect=dialect,
     )
     started = time.perf_counter()
     emulator = Emulator(config)
@@ -183,6 +196,8 @@ def _serve(args: argparse.Namespace, emulator: Emulator, seed_seconds: float) ->
     state = emulator.state
     print(f"Immuta emulator listening on {scheme}://{shown_host}:{port}", flush=True)
     print(f"API key: {emulator.config.api_keys[0]}", flush=True)
+    if not emulator.config.dialect.is_documented:
+        print(f"Dialect: {emulator.config.dialect.name}", flush=True)
     print(
         f"Ready: {len(state.connections)} connections, {len(state.inventory)} data objects "
         f"({seed_seconds:.2f} s to load)",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dialect import DOCUMENTED, Dialect
 from .faults import Counters, FaultRegistry, FaultSpec
 from .persistence import StateFile
 from .scheduler import Behaviour
@@ -34,6 +35,7 @@ class EmulatorConfig:
     state_file: Path | None = None
     faults: list[FaultSpec] = field(default_factory=list)
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    dialect: Dialect = DOCUMENTED
 
 
 class Emulator:

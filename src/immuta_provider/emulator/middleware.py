@@ -96,8 +96,9 @@ class EmulatorMiddleware:
         if connection_key_problem(key) is not None or not (is_uuid(task_id) and is_uuid(run_id)):
             return False
         try:
+            run = self.emulator.state.get_run(key, task_id, run_id).to_wire()
             body = json.dumps(
-                self.emulator.state.get_run(key, task_id, run_id).to_wire(), separators=(",", ":")
+                self.emulator.config.dialect.item(run), separators=(",", ":")
             ).encode()
         except ApiError as exc:
             await _answer(send, exc.status_code, error_bytes(exc.status_code, exc.message))

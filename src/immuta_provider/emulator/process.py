@@ -158,6 +158,7 @@ def emulator_command(
     access_log: str | Path | None = None,
     ssl_certfile: str | Path | None = None,
     ssl_keyfile: str | Path | None = None,
+    dialect: str | Path | None = None,
     extra_args: Sequence[str] = (),
     python: str = sys.executable,
 ) -> list[str]:
@@ -176,6 +177,7 @@ def emulator_command(
         ("--access-log", access_log),
         ("--ssl-certfile", ssl_certfile),
         ("--ssl-keyfile", ssl_keyfile),
+        ("--dialect", dialect),
     ):
         if value is not None:
             command += [flag, str(value)]
