@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from pydantic import SecretStr
@@ -44,6 +46,24 @@ from immuta_provider.client.retries import retrying_options
 
 if TYPE_CHECKING:
     from immuta_provider.client._aiohttp import AiohttpSender
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def _within(work: Coroutine[Any, Any, T], seconds: float) -> T:
+        """``await work``, cancelled after ``seconds`` (raises ``TimeoutError``)."""
+        async with asyncio.timeout(max(seconds, 0.0)):
+            return await work
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(work: Coroutine[Any, Any, T], seconds: float) -> T:
+        """``await work``, cancelled after ``seconds`` (raises ``TimeoutError``)."""
+        try:
+            return await asyncio.wait_for(work, max(seconds, 0.0))
+        except asyncio.TimeoutError:
+            raise TimeoutError from None
 
 
 class AsyncImmutaClient(ClientCore):
@@ -161,6 +181,14 @@ class AsyncImmutaClient(ClientCore):
     # --- sending ---------------------------------------------------------------------------
 
     async def _attempt(self, call: Call) -> Answer:
+        # Read timeouts apply to each socket read; the call's deadline caps the whole attempt,
+        # so a server that trickles its answer cannot stretch a call past the total timeout.
+        try:
+            return await _within(self._send_once(call), call.deadline - time.monotonic())
+        except TimeoutError:
+            raise httpx.ReadTimeout("the call's total timeout was used up") from None
+
+    async def _send_once(self, call: Call) -> Answer:
         request = call.request
         response: Answer
         async with self._in_flight:

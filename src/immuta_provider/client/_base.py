@@ -68,6 +68,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_TOTAL_TIMEOUT = 120.0
 DEFAULT_RETRY_AFTER_CAP = 60.0
+# A timeout this close to the call's deadline was the deadline's doing (sockets wake early).
+DEADLINE_TOLERANCE = 0.05
 # One async client serves every trigger of a triggerer (hooks/shared_clients.py). httpcore's pool
 # does work in proportion to queued requests x connections on every request and response, and it
 # closes idle connections whenever it holds more than its keep-alive limit: with hundreds of
@@ -424,11 +426,17 @@ class ClientCore:
             httpx.WriteTimeout: f"write timeout of {self._config.read_timeout:g}s",
             httpx.PoolTimeout: "no free connection in the pool in time",
         }
+        what = descriptions.get(type(error), type(error).__name__)
+        detail = str(error)
+        if kind is not None and time.monotonic() >= call.deadline - DEADLINE_TOLERANCE:
+            # Cut at the call's deadline (not by one read taking too long): say which limit.
+            what = f"total timeout of {self._config.total_timeout:g}s used up"
+            detail = ""
         return (kind or ImmutaTransportError).no_answer(
             call.context(),
             base_url=self._config.base_url,
-            what=descriptions.get(type(error), type(error).__name__),
-            detail=str(error),
+            what=what,
+            detail=detail,
         )
 
     def _response_error(self, call: Call, response: Answer, problem: str) -> ImmutaResponseError:

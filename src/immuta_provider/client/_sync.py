@@ -25,6 +25,7 @@ from immuta_provider.client._base import (
     Request,
     prepare_request,
 )
+from immuta_provider.client._deadline import CALL_DEADLINE, deadline_transport
 from immuta_provider.client.models import (
     CancelTaskRunResult,
     Connection,
@@ -82,7 +83,12 @@ class ImmutaClient(ClientCore):
                 verify=verify,
             )
         )
-        self._http = httpx.Client(transport=transport, **self._http_options())
+        options = self._http_options()
+        if transport is None:
+            # Every socket operation ends by the call's deadline (_deadline.py): a server that
+            # trickles its answer cannot stretch a call past the total timeout.
+            transport = deadline_transport(self._ssl_context(), options["limits"])
+        self._http = httpx.Client(transport=transport, **options)
         policy = self._retry_policy
         self._retry_idempotent = Retrying(sleep=sleep, **retrying_options(policy, idempotent=True))
         self._retry_unsafe = Retrying(sleep=sleep, **retrying_options(policy, idempotent=False))
@@ -91,13 +97,18 @@ class ImmutaClient(ClientCore):
 
     def _attempt(self, call: Call) -> httpx.Response:
         request = call.request
-        response = self._http.request(
-            request.method,
-            request.path,
-            params=request.params,
-            json=request.json,
-            timeout=self._begin_attempt(call),
-        )
+        timeout = self._begin_attempt(call)
+        token = CALL_DEADLINE.set(call.deadline)
+        try:
+            response = self._http.request(
+                request.method,
+                request.path,
+                params=request.params,
+                json=request.json,
+                timeout=timeout,
+            )
+        finally:
+            CALL_DEADLINE.reset(token)
         if not response.is_success:
             raise self._api_error(call, response)
         return response

@@ -5,8 +5,10 @@ Only safe failures are retried (API-NOTES.md):
 * idempotent calls (GET, POST ``_validate`` / ``_cancel`` / ``_search``): HTTP 429, 502, 503, 504,
   connect errors, timeouts and dropped connections;
 * every other call (create, PATCH, DELETE, ``_activate``...): only failures that prove the request
-  never left this process (connect error, connect timeout, no free pooled connection), because
-  a retried create could start a second task.
+  was not acted on: it never left this process (connect error, connect timeout, no free pooled
+  connection), or the server refused it with 429 (rate limited: the server says it did not process
+  it, and ``Retry-After`` says when to come back). Any other failure after sending is not retried,
+  because a retried create could start a second task.
 
 Waits are exponential with jitter, or what ``Retry-After`` asks (capped). The whole call, waits
 included, is bounded by the total timeout (the call's deadline). The tenacity objects are built once
@@ -39,7 +41,10 @@ from immuta_provider.client.errors import ImmutaAPIError
 logger = logging.getLogger("immuta_provider.client")
 
 RETRYABLE_STATUS_CODES: frozenset[int] = frozenset({429, 502, 503, 504})
-"""HTTP statuses worth another try (on idempotent calls only)."""
+"""HTTP statuses worth another try on idempotent calls."""
+NOT_PROCESSED_STATUS_CODES: frozenset[int] = frozenset({429})
+"""HTTP statuses that say the server refused the request without acting on it: worth another
+try on any call, a task-creating POST included."""
 
 # The request provably never reached the server: safe to retry even a task-creating POST.
 NEVER_SENT_ERRORS: tuple[type[Exception], ...] = (
@@ -58,6 +63,8 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
     """Whether a failed attempt may be repeated."""
     if isinstance(error, NEVER_SENT_ERRORS):
+        return True
+    if isinstance(error, ImmutaAPIError) and error.status_code in NOT_PROCESSED_STATUS_CODES:
         return True
     if not idempotent:
         return False
