@@ -550,7 +550,6 @@ async def test_validate_search_and_cancel_are_retried_too(
     ("spec", "expected"),
     [
         ({"status": 503}, ImmutaServerError),
-        ({"status": 429, "retry_after": "1"}, ImmutaRateLimitError),
         ({"drop": True}, ImmutaTransportError),
     ],
 )
@@ -565,6 +564,24 @@ async def test_creating_a_task_is_never_blindly_retried(
         await contract.call("create_task", KEY)
     assert requests_to(emulator, "POST", f"/api/connections/{KEY}/tasks") == 1
     assert contract.sleeps == []
+
+
+async def test_creating_a_task_refused_with_429_is_retried_after_retry_after(
+    contract: Contract, emulator: RunningEmulator
+) -> None:
+    """A 429 is a refusal before any work: the create is sent again after the wait Immuta asked
+    for, and exactly one task exists. Before: the 429 failed the call."""
+
+    async def syncs() -> set[str]:
+        tasks = await contract.collect("list_tasks", KEY)
+        return {t.task_id for t in tasks if t.parent_id is None}  # not the per-database sub-tasks
+
+    before = await syncs()
+    emulator.admin.add_fault(method="POST", path="/tasks$", status=429, retry_after="1", count=1)
+    task = await contract.call("create_task", KEY)
+    assert requests_to(emulator, "POST", f"/api/connections/{KEY}/tasks") == 2
+    assert contract.sleeps == [1.0]
+    assert await syncs() == before | {task.task_id}
 
 
 async def test_malformed_json_is_a_response_error_and_not_retried(
