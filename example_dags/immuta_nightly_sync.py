@@ -35,6 +35,8 @@ IMMUTA_CONN_ID = "immuta_default"
 POLL_INTERVAL = float(os.environ.get("IMMUTA_SYNC_POLL_INTERVAL", "30"))
 # A sync still running after this is cancelled in Immuta and its task fails.
 SYNC_TIMEOUT = timedelta(hours=2)
+# A failed task is tried once more after this; the variable lets a test instance retry at once.
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("IMMUTA_SYNC_RETRY_DELAY", "300")))
 
 log = logging.getLogger("immuta_nightly_sync")
 
@@ -49,7 +51,7 @@ def _count_data_objects(client: Any, connection_key: str) -> int:
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["immuta"],
-    default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": 1, "retry_delay": RETRY_DELAY},
     doc_md=__doc__,
 )
 def immuta_nightly_sync() -> None:

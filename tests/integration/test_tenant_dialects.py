@@ -1,0 +1,144 @@
+"""A tenant that differs from API-NOTES.md in every guessed respect (tests/dialects), end to end:
+
+* ``immuta-doctor`` (the real command, over real HTTP) exits 0 against the emulator's default and
+  1 against each dialect, naming the status names and the envelope it saw, and suggesting the
+  connection extras.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from immuta_provider.emulator.dialect import Dialect
+from immuta_provider.emulator.process import RunningEmulator, run_emulator
+from tests.integration.airflow_env import (
+    REPO_ROOT,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DIALECTS = REPO_ROOT / "tests" / "dialects"
+DIALECT_FILES = sorted(DIALECTS.glob("*.json"))
+
+
+@dataclass
+class Doctor:
+    """One ``immuta-doctor`` run: exit status, terminal output, JSON report."""
+
+    returncode: int
+    output: str
+    report: dict[str, Any]
+
+    def check(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(c for c in self.report["checks"] if c["name"] == name)
+        return found
+
+
+def run_doctor(emulator: RunningEmulator, tmp_path: Path) -> Doctor:
+    """``python -m immuta_provider.doctor --url ... --json ...`` with the key in the environment."""
+    report = tmp_path / f"doctor-{os.getpid()}-{len(list(tmp_path.iterdir()))}.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "immuta_provider.doctor",
+            "--url",
+            emulator.url,
+            "--json",
+            str(report),
+        ],
+        env={**os.environ, "IMMUTA_API_KEY": emulator.api_key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert emulator.api_key not in output + report.read_text()
+    return Doctor(done.returncode, output, json.loads(report.read_text()))
+
+
+@dataclass
+class DialectTenant:
+    """Two emulators speaking one dialect (one per nightly DAG run) and the doctor's findings."""
+
+    dialect: Dialect
+    doctor: Doctor
+    emulators: dict[str, RunningEmulator]
+
+
+@pytest.fixture(scope="module")
+def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DialectTenant]]:
+    """Per dialect file: its emulators, and immuta-doctor run against the first."""
+    scratch = tmp_path_factory.mktemp("dialects")
+    with ExitStack() as stack:
+        found = {}
+        for path in DIALECT_FILES:
+            emulators = {
+                variant: stack.enter_context(
+                    run_emulator(
+                        seed="demo",
+                        sync_duration=1.0,
+                        dialect=path,
+                        log_dir=tmp_path_factory.mktemp(f"{path.stem}-{variant}"),
+                    )
+                )
+                for variant in ("with", "without")
+            }
+            found[path.stem] = DialectTenant(
+                Dialect.load(path), run_doctor(emulators["with"], scratch), emulators
+            )
+        yield found
+
+
+# --- the doctor -------------------------------------------------------------------------------
+
+
+def test_doctor_exits_0_against_the_default_emulator(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    doctor = run_doctor(emulator, tmp_path)
+    assert doctor.returncode == 0, doctor.output
+    assert doctor.report["suggested_extras"] == {}
+    assert {c["result"] for c in doctor.report["checks"]} == {"ok"}, doctor.output
+    assert "the provider fits this tenant (exit 0)" in doctor.output
+    # Read-only: nothing was created, validated or cancelled.
+    counters = emulator.admin.counters()
+    assert counters["tasks_created"] == {}
+    assert not [route for route in counters["by_route"] if route.startswith(("PATCH", "DELETE"))]
+    assert [r for r in counters["by_route"] if r.startswith("POST")] == [
+        "POST /api/connections/dataObjects/_search"
+    ]
+
+
+@pytest.mark.parametrize("name", [path.stem for path in DIALECT_FILES])
+def test_doctor_exits_1_naming_what_differs_and_suggesting_the_extras(
+    tenants: dict[str, DialectTenant], name: str
+) -> None:
+    doctor, dialect = tenants[name].doctor, tenants[name].dialect
+    assert doctor.returncode == 1, doctor.output
+    succeeded, failed = dialect.status_out("COMPLETED"), dialect.status_out("FAILED")
+    statuses = doctor.check("run statuses")
+    assert statuses["result"] == "fail"
+    assert f"{succeeded} (" in statuses["detail"] and f"{failed} (" in statuses["detail"]
+    assert "success_statuses" in statuses["advice"]
+    assert doctor.report["suggested_extras"] == {
+        "success_statuses": ["COMPLETED", succeeded],
+        "failure_statuses": ["FAILED", "CANCELED", failed],
+    }
+    for listing in ("list_connections", "list_tasks", "list_task_runs", "search_data_objects"):
+        envelope = doctor.check(f"list envelope: {listing}")
+        assert envelope["result"] == "warn", envelope
+        assert f"items under {dialect.items_key!r}, next cursor at nextCursor" in envelope["detail"]
+    assert (
+        "FAIL" in doctor.output and "something the provider relies on would break" in doctor.output
+    )
