@@ -20,7 +20,6 @@ from pydantic import ValidationError
 
 from immuta_provider.client import (
     Connection,
-    ConnectionState,
     DataObject,
     ImmutaAPIError,
     ImmutaClient,
@@ -29,15 +28,20 @@ from immuta_provider.client import (
     ImmutaTransportError,
     Task,
     TaskRun,
-    TaskStatus,
-    TaskTrigger,
-    TaskType,
 )
 from immuta_provider.client.envelopes import (
     EnvelopeMismatch,
     ListEnvelope,
     documented_shape,
     read_list_envelope,
+)
+from immuta_provider.client.vocabulary import (
+    ACTIVE_STATUSES,
+    FAILURE_STATUSES,
+    SUCCESS_STATUSES,
+    ConnectionState,
+    TaskTrigger,
+    TaskType,
 )
 from immuta_provider.doctor.probe import Outcome, Probe
 from immuta_provider.doctor.report import FAIL, OK, WARN, Check, Report
@@ -54,13 +58,9 @@ class StatusSets:
     """The run status names the provider is configured with (connection extras
     ``success_statuses``, ``failure_statuses``, ``active_statuses``)."""
 
-    success: tuple[str, ...] = (TaskStatus.COMPLETED.value,)
-    failure: tuple[str, ...] = (TaskStatus.FAILED.value, TaskStatus.CANCELED.value)
-    active: tuple[str, ...] = (
-        TaskStatus.PENDING.value,
-        TaskStatus.RUNNING.value,
-        TaskStatus.CANCELING.value,
-    )
+    success: tuple[str, ...] = SUCCESS_STATUSES
+    failure: tuple[str, ...] = FAILURE_STATUSES
+    active: tuple[str, ...] = ACTIVE_STATUSES
 
     @property
     def known(self) -> frozenset[str]:
