@@ -7,6 +7,8 @@ Sections (see each module's docstring for the method):
 3. paging 100,000 data objects against a raw httpx loop (:mod:`.client_bench`)
 4. client overhead of ``get_task_run``, sync and async, against raw httpx (:mod:`.client_bench`)
 5. emulator throughput, for context (:mod:`.emulator_throughput`)
+6. N waits in one real ``airflow triggerer`` (PostgreSQL, TLS) against dbt Cloud's trigger, and
+7. the same triggerer SIGKILLed mid-wait with a second taking over (:mod:`.triggerer_scale`)
 
 Every load is bounded in count and time; every server is started and stopped here, on 127.0.0.1.
 """
@@ -14,6 +16,7 @@ Every load is bounded in count and time; every server is started and stopped her
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -29,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import client_bench, fleet, import_cost
+from benchmarks import client_bench, fleet, import_cost, triggerer_scale
 from benchmarks.report import Row, SectionResult, render_table, write_json
 from benchmarks.servers import ServerProcess, free_port
 from benchmarks.tls import make_tls_files
@@ -52,6 +55,9 @@ class Sizes:
     calls: int = 5000
     load_requests: int = 4000
     load_seconds: float = 10.0
+    triggerer_waits: int = 10_000
+    triggerer_poll_interval: float = 30.0
+    takeover_waits: int = 1000
 
 
 QUICK = Sizes(
@@ -64,6 +70,7 @@ QUICK = Sizes(
     calls=500,
     load_requests=500,
     load_seconds=3.0,
+    triggerer_waits=1000,
 )
 
 
@@ -291,7 +298,7 @@ def _meta(started: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run the sections asked for; exit 1 if one could not run (a missed goal is not an error)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", default="1,2,3,4,5", help="sections to run, e.g. 2,4")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="sections to run, e.g. 2,4")
     parser.add_argument("--quick", action="store_true", help="small sizes, for trying things out")
     parser.add_argument(
         "--output",
@@ -308,9 +315,33 @@ def main(argv: list[str] | None = None) -> int:
         help="profile the measured phases with pyinstrument (slower; figures then not comparable)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--triggerer-waits",
+        type=int,
+        default=None,
+        metavar="N",
+        help="waits in section 6's real triggerer (default 10,000; 1,000 with --quick)",
+    )
+    parser.add_argument(
+        "--triggerer-poll-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="poll interval of sections 6 and 7 (default 30 s, the goal's)",
+    )
+    parser.add_argument(
+        "--triggerer-what-if",
+        default="",
+        metavar="NAMES",
+        help="also run section 6 with these bench-side patches, e.g. no_settings_cache",
+    )
     args = parser.parse_args(argv)
     only = {part.strip() for part in args.only.split(",") if part.strip()}
     sizes = QUICK if args.quick else Sizes()
+    if args.triggerer_waits:
+        sizes = dataclasses.replace(sizes, triggerer_waits=args.triggerer_waits)
+    if args.triggerer_poll_interval:
+        sizes = dataclasses.replace(sizes, triggerer_poll_interval=args.triggerer_poll_interval)
     started = time.time()
     meta = _meta(started)
     meta["sizes"] = vars(sizes)
@@ -393,12 +424,41 @@ def main(argv: list[str] | None = None) -> int:
                     ),
                 )
             )
+        if "6" in only:
+            sections.append(
+                _timed(
+                    "6 real triggerer",
+                    lambda: triggerer_scale.run_scale(
+                        sys.executable,
+                        env,
+                        work,
+                        tls,
+                        waits=sizes.triggerer_waits,
+                        poll_interval=sizes.triggerer_poll_interval,
+                        what_ifs=tuple(n for n in args.triggerer_what_if.split(",") if n),
+                    ),
+                )
+            )
+        if "7" in only:
+            sections.append(
+                _timed(
+                    "7 triggerer takeover",
+                    lambda: triggerer_scale.run_takeover(
+                        sys.executable,
+                        env,
+                        work,
+                        tls,
+                        waits=sizes.takeover_waits,
+                        poll_interval=sizes.triggerer_poll_interval,
+                    ),
+                )
+            )
     finally:
         sections.sort(key=lambda section: section.name)
         failed = any(section.error for section in sections)
         meta["seconds"] = round(time.time() - started, 1)
         meta["load_average_at_end"] = os.getloadavg()
-        full_run = not args.quick and only >= {"1", "2", "3", "4", "5"}
+        full_run = not args.quick and only >= {"1", "2", "3", "4", "5", "6", "7"}
         output = args.output or (DEFAULT_OUTPUT if full_run else work / "results.json")
         write_json(output, meta, sections)
         print()

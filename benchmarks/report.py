@@ -67,7 +67,7 @@ def render_table(sections: list[SectionResult]) -> str:
             lines.append(
                 (row.section, row.metric, fmt(row.ours, row.unit), compared, ratio, row.goal, met)
             )
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(line[i]) for line in lines)]) for i, h in enumerate(header)]
     widths = [len(h) for h in header] if not lines else widths
 
     def join(cells: tuple[str, ...]) -> str:

@@ -6,8 +6,8 @@ by wrapping ``uvicorn.Config.load`` rather than by editing emulator code:
 
 * the HTTP protocol class counts the connections it is handed (over TLS, asyncio hands a
   connection to the protocol once its handshake has completed, so this counts TLS handshakes);
-* an ASGI wrapper counts requests per route and answers ``GET /_bench/stats`` and
-  ``POST /_bench/reset``.
+* an ASGI wrapper counts requests per route, keeps the times of every GET per path, and answers
+  ``GET /_bench/stats``, ``GET /_bench/polls`` and ``POST /_bench/reset``.
 
 ``python -m benchmarks.servers dbt-stub`` runs the same machinery around a small stub of dbt
 Cloud's run-status endpoint (see :mod:`benchmarks.dbt_stub`).
@@ -48,10 +48,14 @@ class _Stats:
         self.connections = 0
         self.requests: Counter[str] = Counter()
         self.started = time.time()
+        # GET path -> wall-clock times it was asked for (served at /_bench/polls), for the
+        # real-triggerer section's first-poll and poll-rate figures.
+        self.polls: dict[str, list[float]] = {}
 
     def reset(self) -> None:
         self.connections = 0
         self.requests.clear()
+        self.polls.clear()
         self.started = time.time()
 
     def snapshot(self) -> dict[str, Any]:
@@ -93,9 +97,14 @@ def stats_middleware(app: ASGIApp) -> ASGIApp:
         if path.startswith("/_bench/"):
             if path == "/_bench/reset":
                 STATS.reset()
+            if path == "/_bench/polls":
+                await send_json(send, 200, STATS.polls)
+                return
             await send_json(send, 200, STATS.snapshot())
             return
         STATS.requests[route_of(scope["method"], path)] += 1
+        if scope["method"] == "GET":
+            STATS.polls.setdefault(path, []).append(time.time())
         await app(scope, receive, send)
 
     return wrapped
