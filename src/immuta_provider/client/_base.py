@@ -475,6 +475,23 @@ class ClientCore:
         ``envelopes.py`` (documented: ``{"<items>": [...], "page": {"nextCursor": ...}}``)."""
         key = endpoint.items_key or ""
         try:
+            # The fast path: the documented envelope, parsed and validated in one pass. Anything
+            # else (another envelope, an invalid item...) goes through the step-by-step reading
+            # below, which applies the envelope rules and says what was wrong.
+            fast = endpoint.page_adapter.validate_json(response.content)
+        except ValidationError:
+            pass
+        else:
+            page = fast.page
+            if isinstance(page, dict) and "nextCursor" in page:
+                cursor = page["nextCursor"]
+            elif "nextCursor" in fast.model_fields_set:  # a top-level cursor: not documented
+                cursor = False
+            else:
+                cursor = None
+            if cursor is None or isinstance(cursor, str):
+                return Page(items=getattr(fast, key), next_cursor=cursor or None)
+        try:
             data = json.loads(response.content)
         except ValueError:
             raise self._response_error(call, response, "a body that is not valid JSON") from None

@@ -123,6 +123,14 @@ async def test_missing_page_object_means_last_page(make_api: Any) -> None:
     assert replies.count == 1
 
 
+@pytest.mark.parametrize("page", [None, [1], "x", {}, {"nextCursor": None}, {"nextCursor": ""}])
+async def test_a_page_object_without_a_cursor_means_last_page(make_api: Any, page: Any) -> None:
+    # Bodies the one-pass page validator rejects (page not an object) take the step-by-step path.
+    api, replies = make_api(httpx.Response(200, json={"runs": [run(1)], "page": page}))
+    assert len(await api.collect(await api.call("list_task_runs", KEY, TASK_ID))) == 1
+    assert replies.count == 1
+
+
 async def test_a_cursor_that_does_not_advance_stops_with_an_error(make_api: Any) -> None:
     api, replies = make_api(runs_page([1], "same"))
     paginator = await api.call("list_task_runs", KEY, TASK_ID)
