@@ -5,11 +5,14 @@
 first, so each test sees the demo seed, no faults and zero counters. Both have ``.url``,
 ``.api_key`` and ``.admin`` (``reset()``, ``add_fault(**spec)``, ``clear_faults()``,
 ``counters()``, ``set_behaviour(connection_key, **kw)``, ``advance_clock(seconds)``).
+``start_emulator`` (module) starts further emulators with other options (``dialect=``...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
@@ -38,3 +41,22 @@ def emulator(emulator_server: RunningEmulator) -> RunningEmulator:
         pytest.fail(f"the emulator process has exited:\n{emulator_server.log()[-4000:]}")
     emulator_server.admin.reset()
     return emulator_server
+
+
+@pytest.fixture(scope="module")
+def start_emulator(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., RunningEmulator]]:
+    """Factory for emulators of one module's own: ``start_emulator(dialect=path, ...)`` (any
+    option of ``run_emulator``; demo seed and 1 s syncs unless given) starts a fresh process,
+    stopped when the module is done. For a tenant the session's emulator cannot play: a dialect
+    (tests/dialects), another authentication, state no other test may touch."""
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> RunningEmulator:
+            options.setdefault("seed", "demo")
+            options.setdefault("sync_duration", SYNC_DURATION)
+            options.setdefault("log_dir", tmp_path_factory.mktemp("emulator"))
+            return stack.enter_context(run_emulator(**options))
+
+        yield start

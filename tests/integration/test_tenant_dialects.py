@@ -11,8 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 
 from immuta_provider.emulator.dialect import Dialect
-from immuta_provider.emulator.process import RunningEmulator, run_emulator
+from immuta_provider.emulator.process import RunningEmulator
 from tests.integration.airflow_env import (
     REPO_ROOT,
 )
@@ -77,27 +76,18 @@ class DialectTenant:
 
 
 @pytest.fixture(scope="module")
-def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, DialectTenant]]:
+def tenants(
+    start_emulator: Callable[..., RunningEmulator], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, DialectTenant]:
     """Per dialect file: its emulators, and immuta-doctor run against the first."""
     scratch = tmp_path_factory.mktemp("dialects")
-    with ExitStack() as stack:
-        found = {}
-        for path in DIALECT_FILES:
-            emulators = {
-                variant: stack.enter_context(
-                    run_emulator(
-                        seed="demo",
-                        sync_duration=1.0,
-                        dialect=path,
-                        log_dir=tmp_path_factory.mktemp(f"{path.stem}-{variant}"),
-                    )
-                )
-                for variant in ("with", "without")
-            }
-            found[path.stem] = DialectTenant(
-                Dialect.load(path), run_doctor(emulators["with"], scratch), emulators
-            )
-        yield found
+    found = {}
+    for path in DIALECT_FILES:
+        emulators = {variant: start_emulator(dialect=path) for variant in ("with", "without")}
+        found[path.stem] = DialectTenant(
+            Dialect.load(path), run_doctor(emulators["with"], scratch), emulators
+        )
+    return found
 
 
 # --- the doctor -------------------------------------------------------------------------------
