@@ -53,7 +53,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "triggers": [
-            {"integration-name": "Immuta", "python-modules": ["immuta_provider.triggers.immuta"]}
+            {
+                "integration-name": "Immuta",
+                "python-modules": [
+                    "immuta_provider.triggers.immuta",
+                    "immuta_provider.triggers.sync_completed",
+                ],
+            }
         ],
         "connection-types": [
             {
@@ -68,4 +74,44 @@ def get_provider_info() -> dict[str, Any]:
             "immuta_provider.links.ImmutaConnectionLink",
             "immuta_provider.links.ImmutaTaskRunLink",
         ],
+        # immuta://<host>[:<port>]/connections/<key>: validated wherever an Asset is built.
+        "asset-uris": [_ASSET_URIS],
+        "dataset-uris": [_ASSET_URIS],  # the same on Airflow 2.11, which reads this key
+        "config": {"immuta": CONFIG_SECTION},
     }
+
+
+_ASSET_URIS = {"schemes": ["immuta"], "handler": "immuta_provider.assets.normalize_asset_uri"}
+
+CONFIG_SECTION: dict[str, Any] = {
+    "description": "Options of the Immuta provider (airflow-provider-immuta).",
+    "options": {
+        "progress_log_interval": {
+            "description": (
+                "Seconds between two progress lines in the log of a task (or deferred task) "
+                "waiting for an Immuta task run whose status does not change. Every status "
+                "change is logged at once regardless. A value that is not a positive number "
+                "falls back to the default."
+            ),
+            "version_added": None,
+            "type": "float",
+            "example": "300",
+            "default": "60",
+        },
+        "sync_watcher_error_retry_interval": {
+            "description": (
+                "Seconds before an Immuta sync watcher (ImmutaSyncCompletedTrigger) polls again "
+                "a connection that failed with a permanent error (rejected API key, missing "
+                "permission, connection deleted in Immuta, unusable Airflow connection). "
+                "Transient errors (timeouts, 429, 5xx) are retried at the watcher's own poll "
+                "interval. Never shorter than the poll interval; a value that is not a positive "
+                "number falls back to the default."
+            ),
+            "version_added": None,
+            "type": "float",
+            "example": "600",
+            "default": "300",
+        },
+    },
+}
+"""The ``[immuta]`` section of Airflow's configuration: every option the provider reads."""

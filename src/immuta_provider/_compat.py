@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # type-check against the 3.x SDK
     from airflow.sdk import (
         Asset,
         AssetAlias,
+        AssetWatcher,
         BaseHook,
         BaseOperator,
         BaseOperatorLink,
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # type-check against the 3.x SDK
         conf,
     )
     from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
-    from airflow.triggers.base import BaseTrigger, TriggerEvent
+    from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 else:
     try:  # Airflow 3.x
         from airflow.sdk import (
@@ -53,6 +54,8 @@ __all__ = [
     "AirflowSensorTimeout",
     "Asset",
     "AssetAlias",
+    "AssetWatcher",
+    "BaseEventTrigger",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",
@@ -62,8 +65,10 @@ __all__ = [
     "TriggerEvent",
     "aget_connection",
     "amask_secret",
+    "asset_state_accessor",
     "conf",
     "ensure_asset_alias",
+    "event_scheduling_unavailable",
     "get_xcom_value",
     "mask_secret",
 ]
@@ -76,6 +81,16 @@ def __getattr__(name: str) -> Any:
         from airflow.triggers import base  # same path on 2.11 and 3.x
 
         return getattr(base, name)
+    if name == "BaseEventTrigger":
+        from airflow.triggers import base
+
+        # Airflow 2.11 has no event-driven scheduling: the watcher trigger still imports (DAG
+        # files and the triggers module load), built on BaseTrigger, and refuses to be built.
+        return getattr(base, "BaseEventTrigger", base.BaseTrigger)
+    if name == "AssetWatcher":
+        from airflow import sdk  # 3.x only; callers check event_scheduling_unavailable() first
+
+        return sdk.AssetWatcher
     # Assets (Datasets on 2.11): only a sync operator that emits asset events, and DAG files
     # scheduled on them, need these.
     if name in ("Asset", "AssetAlias"):
@@ -88,6 +103,42 @@ def __getattr__(name: str) -> Any:
 
             return getattr(datasets, name.replace("Asset", "Dataset"))
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def event_scheduling_unavailable() -> str | None:
+    """Why this Airflow cannot run the Immuta sync watcher, or ``None`` when it can.
+
+    The watcher needs event-driven scheduling (``BaseEventTrigger`` and ``AssetWatcher``), shared
+    trigger streams (``BaseEventTrigger.shared_stream_key``) and the asset state store that the
+    triggerer hands to watchers (``AssetStateStoreAccessors``), all found in Airflow 3.3.
+    """
+    from importlib.metadata import version
+
+    try:
+        from airflow.sdk import AssetWatcher  # noqa: F401
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessors  # noqa: F401
+        from airflow.triggers.base import BaseEventTrigger
+    except ImportError:
+        missing = "event-driven scheduling (AssetWatcher, BaseEventTrigger)"
+    else:
+        if hasattr(BaseEventTrigger, "shared_stream_key"):
+            return None
+        missing = "shared trigger streams (BaseEventTrigger.shared_stream_key)"
+    return (
+        f"Event-driven scheduling on Immuta syncs needs Airflow 3.3 or later; this is Airflow "
+        f"{version('apache-airflow')}, which lacks {missing}. Upgrade Airflow, or schedule the "
+        "DAG on immuta_provider.assets.immuta_connection_asset(...), which "
+        "ImmutaDataObjectSyncOperator updates after each sync it runs."
+    )
+
+
+def asset_state_accessor(uri: str) -> Any:
+    """The asset state store of the asset ``uri`` for the running task (3.3+), else ``None``."""
+    try:
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessor
+    except ImportError:  # Airflow 2.11 and 3.x before the asset state store
+        return None
+    return AssetStateStoreAccessor(uri=uri)
 
 
 def ensure_asset_alias(name: str) -> None:

@@ -138,6 +138,8 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                 return {"connection_key": self.connection_key, "immuta_task_id": immuta_task_id}
             return run_summary(self.connection_key, immuta_task_id, run)
 
+        if self.emit_asset:
+            self._announce(hook, immuta_task_id)
         if store is not None:
             # Before waiting: a retry after a crash finds the run here.
             store.set(
@@ -201,6 +203,23 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             self.asset_alias,
             "unknown" if count is None else f"{count}" if exact else f"at least {count}",
         )
+
+    def _announce(self, hook: ImmutaHook, immuta_task_id: str) -> None:
+        """Tell sync watchers of the connection's asset that this task emits the sync's event.
+
+        Before waiting, because a watcher may see the sync end before this task does; a watcher
+        then skips the sync, and a DAG scheduled on the asset runs once for it, not twice.
+        """
+        from immuta_provider.assets import announce_operator_sync, connection_asset_uri
+
+        uri = connection_asset_uri(hook.base_url, self.connection_key)
+        why_not = announce_operator_sync(uri, immuta_task_id)
+        if why_not is None:
+            self.log.info(
+                "Announced Immuta task %s to the sync watchers of %s.", immuta_task_id, uri
+            )
+        else:
+            self.log.debug("Sync watchers of %s not told about this sync: %s", uri, why_not)
 
     def _forget_run(self, context: Any) -> None:
         """The task instance succeeded: a later clear must start a new sync, not resume this one."""

@@ -220,3 +220,58 @@ def test_the_assets_module_is_light_to_import() -> None:
     added = json.loads(result.stdout.strip().splitlines()[-1])
     assert all(m.startswith("immuta_provider") for m in added), added
     assert not any(m.startswith("immuta_provider.client") for m in added), added
+
+
+@pytest.mark.parametrize(
+    ("given", "normalized"),
+    [
+        ("immuta://acme.example/connections/snowflake-prod", None),
+        (
+            "immuta://ACME.Example:8443/connections/k_1",
+            "immuta://acme.example:8443/connections/k_1",
+        ),
+        ("immuta://[::1]:8765/connections/k-1", None),
+        ("immuta://acme.example/connections/k-1/", "immuta://acme.example/connections/k-1"),
+    ],
+)
+def test_airflow_accepts_and_normalizes_immuta_uris(given: str, normalized: str | None) -> None:
+    from immuta_provider._compat import Asset
+
+    asset = Asset(given)
+    assert asset.uri == (normalized or given)
+    # What connection_asset_uri builds is already normal.
+    assert Asset(connection_asset_uri("http://ACME.example:8443", "k_1")).uri == (
+        "immuta://acme.example:8443/connections/k_1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("uri", "problem"),
+    [
+        ("immuta://acme.example/foo/k-1", "the path must be /connections/<connection key>"),
+        ("immuta://acme.example/connections", "the path must be /connections/<connection key>"),
+        ("immuta://acme.example/connections/a/b", "the path must be /connections/<connection key>"),
+        ("immuta://acme.example/connections/a%20b", "'a b' is not an Immuta connection key"),
+        ("immuta:///connections/k-1", "the Immuta host is missing"),
+        ("immuta://someone@acme.example/connections/k-1", "must not contain credentials"),
+        ("immuta://acme.example:99999/connections/k-1", "the port is not a number"),
+        ("immuta://acme.example/connections/k-1?x=1", "must not have a query string"),
+    ],
+)
+def test_airflow_refuses_malformed_immuta_uris(uri: str, problem: str) -> None:
+    from urllib.parse import urlsplit
+
+    from immuta_provider._compat import Asset
+    from immuta_provider.assets import normalize_asset_uri
+
+    with pytest.raises(ValueError, match="Invalid Immuta asset URI") as raised:
+        normalize_asset_uri(urlsplit(uri))
+    assert problem in str(raised.value)
+    assert "immuta://<host>[:<port>]/connections/<connection key>" in str(raised.value)
+    if AIRFLOW_V3:
+        with pytest.raises(ValueError, match="Invalid Immuta asset URI"):
+            Asset(uri)  # Airflow calls the registered normalizer
+    elif "@" not in uri:  # 2.11 drops user info itself, and only warns about the rest
+        # (unless [core] strict_dataset_uri_validation is on)
+        with pytest.warns(UserWarning, match="Invalid Immuta asset URI"):
+            Asset(uri)

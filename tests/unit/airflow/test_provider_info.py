@@ -178,3 +178,72 @@ def test_airflow_2_connection_form_validates_the_extras(
         empty = form_class().data
         assert empty["extra__immuta__verify_ssl"] is True
         assert (empty["extra__immuta__timeout"], empty["extra__immuta__max_retries"]) == (30, 3)
+
+
+def test_config_section_declares_every_option_the_provider_reads() -> None:
+    """Each ``conf.get*("immuta", ...)`` in src/ has a declared option, with the code's default."""
+    import re
+
+    from immuta_provider import _task_runs
+    from immuta_provider.triggers import sync_completed
+
+    src = Path(__file__).resolve().parents[3] / "src"
+    read = set()
+    for path in src.rglob("*.py"):
+        read |= set(re.findall(r'conf\.get\w*\(\s*"immuta",\s*"(\w+)"', path.read_text()))
+    options = get_provider_info()["config"]["immuta"]["options"]
+    assert read and set(options) == read
+    for option in options.values():
+        assert option["description"] and option["type"] == "float" and option["example"]
+    assert float(options["progress_log_interval"]["default"]) == _task_runs.PROGRESS_LOG_INTERVAL
+    assert (
+        float(options["sync_watcher_error_retry_interval"]["default"])
+        == sync_completed.ERROR_RETRY_INTERVAL
+    )
+
+
+def test_airflow_reads_the_declared_defaults_and_lists_the_section() -> None:
+    """``airflow config list`` shows ``[immuta]``; the declared defaults are what code gets."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as home:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env["AIRFLOW_HOME"] = home
+        airflow_cli = str(Path(sys.executable).parent / "airflow")
+        listed = subprocess.run(
+            [airflow_cli, "config", "list", "--section", "immuta", "--include-descriptions"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        got = subprocess.run(
+            [airflow_cli, "config", "get-value", "immuta", "sync_watcher_error_retry_interval"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+    assert "[immuta]" in listed
+    assert "progress_log_interval" in listed and "sync_watcher_error_retry_interval" in listed
+    assert "permanent error" in listed  # the description
+    assert got.strip() == "300"
+
+
+def test_the_immuta_asset_scheme_is_registered_with_its_normalizer() -> None:
+    from immuta_provider.assets import normalize_asset_uri
+
+    if AIRFLOW_V3:
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+        handlers = ProvidersManagerTaskRuntime().asset_uri_handlers
+    else:
+        from airflow.providers_manager import ProvidersManager
+
+        handlers = ProvidersManager().dataset_uri_handlers
+    assert handlers["immuta"] is normalize_asset_uri
