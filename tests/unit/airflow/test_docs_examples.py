@@ -15,6 +15,7 @@ PAGES = (
     "operators-data-objects.md",
     "operators-task-runs.md",
     "endpoints.md",
+    "scheduling-on-syncs.md",
 )
 CODE_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
@@ -38,6 +39,10 @@ def test_every_page_has_examples() -> None:
     ("name", "code"), _dag_examples(), ids=[name for name, _ in _dag_examples()]
 )
 def test_example_dag_parses(name: str, code: str, tmp_path: Path) -> None:
+    from immuta_provider._compat import event_scheduling_unavailable
+
+    if "immuta_sync_completed_asset" in code and event_scheduling_unavailable():
+        pytest.skip("the sync watcher needs Airflow 3.3 (test_sync_watcher_availability)")
     # On 2.11 the airflow.sdk imports become the 2.11 ones of docs/installation.md.
     dag_file = tmp_path / "example_dag.py"
     dag_file.write_text(authoring_source(code))
