@@ -139,7 +139,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             return run_summary(self.connection_key, immuta_task_id, run)
 
         if self.emit_asset:
-            self._announce(hook, immuta_task_id)
+            self._announce(immuta_task_id)
         if store is not None:
             # Before waiting: a retry after a crash finds the run here.
             store.set(
@@ -204,7 +204,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             "unknown" if count is None else f"{count}" if exact else f"at least {count}",
         )
 
-    def _announce(self, hook: ImmutaHook, immuta_task_id: str) -> None:
+    def _announce(self, immuta_task_id: str) -> None:
         """Tell sync watchers of the connection's asset that this task emits the sync's event.
 
         Before waiting, because a watcher may see the sync end before this task does; a watcher
@@ -212,7 +212,7 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         """
         from immuta_provider.assets import announce_operator_sync, connection_asset_uri
 
-        uri = connection_asset_uri(hook.base_url, self.connection_key)
+        uri = connection_asset_uri(self.hook.base_url, self.connection_key)
         why_not = announce_operator_sync(uri, immuta_task_id)
         if why_not is None:
             self.log.info(

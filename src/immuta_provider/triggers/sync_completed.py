@@ -41,13 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import BaseEventTrigger, TriggerEvent, event_scheduling_unavailable
 from immuta_provider._sync_watermark import ObservedSync, SyncWatermark, first_look
-from immuta_provider._task_runs import (
-    DEFAULT_FAILURE_STATUSES,
-    SUCCESS_STATUS,
-    check_positive,
-    is_transient,
-)
+from immuta_provider._task_runs import check_positive, is_transient
 from immuta_provider.assets import ANNOUNCED_SYNCS_KEY
+from immuta_provider.client.vocabulary import FAILURE_STATUSES, SUCCESS_STATUSES
 
 if TYPE_CHECKING:
     from immuta_provider.client import AsyncImmutaClient
@@ -155,8 +151,15 @@ class _ConnectionPoll:
         return seen
 
 
+def end_statuses(settings: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(success, failure) statuses of a run: the Airflow connection's, else the defaults."""
+    success = tuple(getattr(settings, "success_statuses", None) or SUCCESS_STATUSES)
+    failure = tuple(getattr(settings, "failure_statuses", None) or FAILURE_STATUSES)
+    return success, failure
+
+
 async def _shared_poll(
-    group_key: Hashable, immuta_conn_id: str, poll_interval: float, ended: Collection[str]
+    group_key: Hashable, immuta_conn_id: str, poll_interval: float
 ) -> AsyncIterator[dict[str, Any]]:
     """Poll every watched connection once per interval and yield one snapshot per connection.
 
@@ -174,6 +177,8 @@ async def _shared_poll(
     while True:
         try:
             hook = ImmutaHook(immuta_conn_id=immuta_conn_id)
+            success, failure = end_statuses(await hook.aget_settings())
+            ended = (*success, *failure)
             async with hook.shared_async_client() as client:
                 base_url = client.base_url
                 while True:
@@ -185,6 +190,8 @@ async def _shared_poll(
                         snapshot = await _poll_one(state, client, ended, poll_interval, retry)
                         if snapshot is not None:
                             snapshot["base_url"] = base_url
+                            snapshot["success_statuses"] = list(success)
+                            snapshot["failure_statuses"] = list(failure)
                             yield snapshot
                     for gone in set(polls) - set(group.keys):
                         del polls[gone]
@@ -383,13 +390,6 @@ class ImmutaSyncCompletedTrigger(BaseEventTrigger):  # type: ignore[misc, valid-
             },
         )
 
-    # -- statuses ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _statuses() -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(success, failure) end statuses of a sync."""
-        return (SUCCESS_STATUS,), DEFAULT_FAILURE_STATUSES
-
     # -- the shared stream -------------------------------------------------------------------
 
     def shared_stream_key(self) -> Hashable:
@@ -400,9 +400,8 @@ class ImmutaSyncCompletedTrigger(BaseEventTrigger):  # type: ignore[misc, valid-
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
         """The group's poll loop: one snapshot per watched Immuta connection per interval."""
         conn_id, interval = kwargs["immuta_conn_id"], float(kwargs["poll_interval"])
-        success, failure = cls._statuses()
         key = ("immuta-sync-completed", conn_id, interval)
-        async for snapshot in _shared_poll(key, conn_id, interval, (*success, *failure)):
+        async for snapshot in _shared_poll(key, conn_id, interval):
             yield snapshot
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -431,8 +430,8 @@ class ImmutaSyncCompletedTrigger(BaseEventTrigger):  # type: ignore[misc, valid-
         self, snapshot: dict[str, Any], watermark: SyncWatermark | None
     ) -> AsyncIterator[tuple[TriggerEvent | None, SyncWatermark]]:
         """Events for one snapshot, each followed by the watermark saved after it."""
-        success, failure = self._statuses()
-        ended = (*success, *failure)
+        success = tuple(snapshot["success_statuses"])
+        ended = (*success, *snapshot["failure_statuses"])
         tasks = {item["task_id"]: item for item in snapshot["tasks"]}
         syncs = [ObservedSync.from_wire(item) for item in snapshot["tasks"]]
         if watermark is None:
