@@ -430,3 +430,33 @@ def test_argument_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[s
         main(argv)
     assert caught.value.code == 2
     assert KEY not in capsys.readouterr().err
+
+
+def test_the_doctor_imports_no_airflow_unless_given_a_conn_id() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, immuta_provider.doctor.cli, immuta_provider.doctor.checks; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'fastapi')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_table_lines_up_and_wraps_advice_under_the_detail() -> None:
+    from immuta_provider.doctor.report import Check, render_table
+
+    report = Report(target="https://t (--url)")
+    report.add(Check("short", "ok", "fine"))
+    report.add(Check("a longer name", "fail", "word " * 40, "do this " * 20))
+    lines = render_table(report, width=80).splitlines()
+    assert lines[2] == "CHECK          RESULT  SEEN / DO"
+    assert lines[3] == "short          OK      fine"
+    assert lines[4].startswith("a longer name  FAIL    word word")
+    assert all(len(line) <= 80 for line in lines)
+    advice = [line for line in lines if line.lstrip().startswith("-> ")]
+    assert advice and advice[0].startswith(" " * 23 + "-> do this")
+    assert (
+        lines[-1] == "1 ok, 0 warn, 1 fail: something the provider relies on would break (exit 1)"
+    )
