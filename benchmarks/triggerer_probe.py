@@ -70,7 +70,9 @@ def apply_what_if(name: str) -> None:
     """A bench-side patch of the shipped provider, to measure a fix against its absence.
 
     ``no_settings_cache``: every trigger reads the Airflow connection itself (as before
-    ``immuta_provider.hooks.settings_cache``).
+    ``immuta_provider.hooks.settings_cache``). ``quiet_progress``: ``[immuta]
+    progress_log_interval`` 600 s instead of 60 s (fewer "still RUNNING" task-log lines, each a
+    message from the runner to the supervisor and a write to the task's log file).
     """
     if name == "no_settings_cache":
         from immuta_provider.hooks import settings_cache
@@ -79,6 +81,8 @@ def apply_what_if(name: str) -> None:
             return await read()
 
         settings_cache.shared_settings.get = read_each_time  # type: ignore[method-assign]
+    elif name == "quiet_progress":
+        os.environ["AIRFLOW__IMMUTA__PROGRESS_LOG_INTERVAL"] = "600"
     elif name:
         raise SystemExit(f"unknown BENCH_WHAT_IF {name!r}")
 

@@ -32,6 +32,7 @@ from immuta_provider.hooks.connection_settings import (
     InvalidImmutaConnection,
     settings_from_connection,
 )
+from immuta_provider.hooks.settings_cache import shared_settings
 from immuta_provider.hooks.shared_clients import shared_async_clients
 
 # The connection test should answer in seconds: one attempt, no retries.
@@ -136,12 +137,18 @@ class ImmutaHook(BaseHook):
         return self._settings
 
     async def aget_settings(self) -> ImmutaConnectionSettings:
-        """:attr:`settings`, read without blocking the event loop (for triggers)."""
+        """:attr:`settings`, read without blocking the event loop (for triggers).
+
+        Triggers starting together share one read of the connection (see ``settings_cache``).
+        """
         if self._settings is None:
-            settings = self._settings_from(await aget_connection(self.immuta_conn_id))
-            await amask_secret(settings.api_key)
-            self._settings = settings
+            self._settings = await shared_settings.get(self.immuta_conn_id, self._aread_settings)
         return self._settings
+
+    async def _aread_settings(self) -> ImmutaConnectionSettings:
+        settings = self._settings_from(await aget_connection(self.immuta_conn_id))
+        await amask_secret(settings.api_key)
+        return settings
 
     def _settings_from(self, conn: Any) -> ImmutaConnectionSettings:
         if getattr(conn, "conn_type", None) not in (None, "", CONN_TYPE):
