@@ -5,8 +5,9 @@ Each class is imported from its module on first access, so importing this packag
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from immuta_provider._lazy import lazy_exports
 
 _MODULE_OF = {
     "ImmutaTaskRunSensor": "immuta_provider.sensors.immuta",
@@ -20,14 +21,4 @@ if TYPE_CHECKING:
     from immuta_provider.sensors.immuta import ImmutaTaskRunSensor
 
 
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(globals(), _MODULE_OF, __all__)
