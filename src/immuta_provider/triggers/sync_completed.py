@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -168,8 +169,11 @@ async def _shared_poll(
     transient ones after the interval, permanent ones after the error retry interval.
     """
     from immuta_provider._compat import AirflowException
-    from immuta_provider.hooks.immuta import ImmutaHook
 
+    # The first import of the hook (httpx, pydantic models) takes seconds on a busy host: not on
+    # the triggerer's event loop, where every other trigger would wait for it.
+    hooks = await asyncio.to_thread(importlib.import_module, "immuta_provider.hooks.immuta")
+    ImmutaHook = hooks.ImmutaHook
     group = _group(group_key)
     group.wake = asyncio.Event()
     polls: dict[str, _ConnectionPoll] = {}
