@@ -5,7 +5,8 @@ Only what the provider's trigger reads is modelled (facts read from the installe
 ``Authorization: Token <token>``, answering ``{"data": {"status": <int>, ...}}`` where 3 is
 running and 10 is success. Runs are made in bulk by the benchmark through
 ``POST /_stub/runs {"count": N, "duration": seconds}``; each turns to success ``duration`` seconds
-after it was made.
+after it was made. ``POST /_stub/advance {"seconds": s}`` moves the stub's clock forward (as the
+emulator's ``/_emulator/clock/advance`` does), so that runs made long ago end when wanted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class DbtCloudStub:
     def __init__(self, token: str) -> None:
         self._authorization = f"Token {token}".encode()
         self._runs: dict[int, tuple[float, float]] = {}  # id -> (created_at, finishes_at)
+        self._offset = 0.0  # seconds the clock was advanced
+
+    def _now(self) -> float:
+        return time.time() + self._offset
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,6 +44,10 @@ class DbtCloudStub:
         method, path = scope["method"], scope["path"]
         if method == "POST" and path == "/_stub/runs":
             await send_json(send, 200, self._create_runs(await _read_json(receive)))
+            return
+        if method == "POST" and path == "/_stub/advance":
+            self._offset += float((await _read_json(receive))["seconds"])
+            await send_json(send, 200, {"now": self._now()})
             return
         match = _RUN_PATH.match(path)
         if method != "GET" or match is None:
@@ -54,7 +63,7 @@ class DbtCloudStub:
         await send_json(send, 200, self._run_body(account_id, run_id))
 
     def _create_runs(self, request: dict[str, Any]) -> dict[str, Any]:
-        now = time.time()
+        now = self._now()
         duration = float(request["duration"])
         first = len(self._runs) + 1
         created = []
@@ -65,7 +74,7 @@ class DbtCloudStub:
 
     def _run_body(self, account_id: int, run_id: int) -> dict[str, Any]:
         created_at, finishes_at = self._runs[run_id]
-        now = time.time()
+        now = self._now()
         done = now >= finishes_at
         return {
             "status": {"code": 200, "is_success": True, "user_message": "Success!"},
