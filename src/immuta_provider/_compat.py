@@ -116,14 +116,20 @@ def event_scheduling_unavailable() -> str | None:
 
     try:
         from airflow.sdk import AssetWatcher  # noqa: F401
-        from airflow.sdk.execution_time.context import AssetStateStoreAccessors  # noqa: F401
         from airflow.triggers.base import BaseEventTrigger
     except ImportError:
         missing = "event-driven scheduling (AssetWatcher, BaseEventTrigger)"
     else:
-        if hasattr(BaseEventTrigger, "shared_stream_key"):
-            return None
-        missing = "shared trigger streams (BaseEventTrigger.shared_stream_key)"
+        try:
+            from airflow.sdk.execution_time.context import (  # noqa: F401
+                AssetStateStoreAccessors,
+            )
+        except ImportError:
+            missing = "the asset state store that keeps a watcher's watermark"
+        else:
+            if hasattr(BaseEventTrigger, "shared_stream_key"):
+                return None
+            missing = "shared trigger streams (BaseEventTrigger.shared_stream_key)"
     return (
         f"Event-driven scheduling on Immuta syncs needs Airflow 3.3 or later; this is Airflow "
         f"{version('apache-airflow')}, which lacks {missing}. Upgrade Airflow, or schedule the "

@@ -8,23 +8,19 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from immuta_provider._lazy import lazy_exports
+
+_MODULE_OF = {
+    "ImmutaTaskRunTrigger": "immuta_provider.triggers.immuta",
+    "ImmutaSyncCompletedTrigger": "immuta_provider.triggers.sync_completed",
+}
+
+__all__ = ["ImmutaSyncCompletedTrigger", "ImmutaTaskRunTrigger"]
 
 if TYPE_CHECKING:
     from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
     from immuta_provider.triggers.sync_completed import ImmutaSyncCompletedTrigger
 
-__all__ = ["ImmutaSyncCompletedTrigger", "ImmutaTaskRunTrigger"]
-
-_MODULES = {
-    "ImmutaTaskRunTrigger": "immuta_provider.triggers.immuta",
-    "ImmutaSyncCompletedTrigger": "immuta_provider.triggers.sync_completed",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__, __dir__ = lazy_exports(globals(), _MODULE_OF, __all__)

@@ -325,7 +325,8 @@ class ImmutaSyncCompletedTrigger(BaseEventTrigger):  # type: ignore[misc, valid-
     For event-driven scheduling (Airflow 3.3+): use it in an ``AssetWatcher`` of the connection's
     asset (:func:`~immuta_provider.assets.immuta_sync_completed_asset` builds the asset in one
     call), and schedule DAGs on that asset. It yields one event per top-level
-    ``DATA_OBJECT_SYNC`` task of the connection that ends with a success status, started from
+    ``DATA_OBJECT_SYNC`` task of the connection that ends with a success status (``COMPLETED``,
+    or the Airflow connection's success statuses where it sets them), started from
     Airflow, from Immuta's UI or by Immuta's own schedule. The event's payload is the run summary
     (``connection_key``, ``immuta_task_id``, ``run_id``, ``status``, ``created_at``,
     ``started_at``, ``completed_at``, ``duration_seconds``), the run's Immuta page
