@@ -27,7 +27,17 @@ from immuta_provider.client.errors import (
     ImmutaServerError,
     ImmutaTransportError,
 )
-from immuta_provider.client.vocabulary import FAILURE_STATUSES, KNOWN_STATUSES, TaskStatus
+from immuta_provider.client.statuses import (
+    ENDED_UNKNOWN,
+    FAILED,
+    FAILURE_EXTRA,
+    GOING,
+    SUCCEEDED,
+    SUCCESS_EXTRA,
+    UNKNOWN,
+    RunStatuses,
+)
+from immuta_provider.client.vocabulary import TaskStatus
 
 if TYPE_CHECKING:
     from immuta_provider.client import AsyncImmutaClient, ImmutaClient
@@ -137,14 +147,44 @@ def is_transient(exc: BaseException) -> bool:
     )
 
 
+def classify_run(
+    run: TaskRun, statuses: RunStatuses, failure_statuses: Sequence[str] | None = None
+) -> str:
+    """``SUCCEEDED``, ``FAILED``, ``ENDED_UNKNOWN``, ``GOING`` or ``UNKNOWN`` (from
+    ``client/statuses.py``) for a run, given the connection's status names and an optional
+    per-task override of the failure set (an ended run whose status the connection knows but the
+    override does not list is a success, as it always was for the sensor's argument)."""
+    kind = statuses.classify(run.status, run.completed_at)
+    if failure_statuses is None:
+        return kind
+    if status_text(run.status) in failure_statuses:
+        return FAILED
+    return SUCCEEDED if kind in (SUCCEEDED, FAILED) else kind
+
+
+def run_has_ended(
+    run: TaskRun | None, statuses: RunStatuses, failure_statuses: Sequence[str] | None = None
+) -> bool:
+    """Whether a run has ended: its status is in the success or failure set (or the override),
+    or its ``completedAt`` is set."""
+    return run is not None and classify_run(run, statuses, failure_statuses) not in (GOING, UNKNOWN)
+
+
 class RunWatch:
     """Follow one task run to its end, a deadline or too many errors.
 
     :param connection_key: The Immuta connection the task belongs to.
     :param immuta_task_id: The Immuta task.
     :param run_id: The run to watch; ``None`` watches the task's latest run (set once seen).
-    :param failure_statuses: End statuses that make the outcome a failure; any other end status
-        is a success.
+    :param statuses: The tenant's run status names (the Airflow connection's
+        ``success_statuses`` / ``failure_statuses`` / ``active_statuses``); defaults when ``None``.
+        A run has ended when its status is in the success or failure set or its ``completedAt``
+        is set; an ended run with a status in neither set is a failure that says which extra to
+        set; a status in no set without ``completedAt`` is logged once and polled on.
+    :param failure_statuses: Overrides the failure set for this wait (the sensor's argument): an
+        ended run with one of these statuses fails, one with any other status the connection
+        knows (success or failure set) succeeds. ``None``: use ``statuses``.
+    :param immuta_conn_id: The Airflow connection, named in the advice for an unknown end status.
     :param deadline: Absolute wall-clock deadline (epoch seconds), or ``None`` to wait forever.
     :param started_at: When the wait began (epoch seconds), for the elapsed times in the log.
     :param last_status: The last status already logged (so a resumed wait does not log it again).
@@ -162,7 +202,9 @@ class RunWatch:
         connection_key: str,
         immuta_task_id: str,
         run_id: str | None,
-        failure_statuses: Sequence[str] = FAILURE_STATUSES,
+        statuses: RunStatuses | None = None,
+        failure_statuses: Sequence[str] | None = None,
+        immuta_conn_id: str | None = None,
         deadline: float | None = None,
         started_at: float | None = None,
         last_status: str | None = None,
@@ -176,7 +218,10 @@ class RunWatch:
         self.connection_key = connection_key
         self.immuta_task_id = immuta_task_id
         self.run_id = run_id
-        self.failure_statuses = tuple(failure_statuses)
+        self.statuses = statuses or RunStatuses()
+        self.failure_statuses = None if failure_statuses is None else tuple(failure_statuses)
+        self.immuta_conn_id = immuta_conn_id
+        self._warned_unknown: set[str] = set()
         self.deadline = deadline
         self.started_at = self._clock() if started_at is None else started_at
         self.last_status = last_status
@@ -264,6 +309,8 @@ class RunWatch:
             self.run_id = run.run_id
         self.last_run = run
         status = status_text(run.status)
+        kind = self.classify(run)
+        going = kind in (GOING, UNKNOWN)
         if status != self.last_status:
             previous = self.last_status or "(start)"
             self._progress(
@@ -273,30 +320,63 @@ class RunWatch:
                 status,
                 format_elapsed(self.elapsed),
             )
-            if status not in KNOWN_STATUSES:
-                self._log.warning(
-                    "%s reports the unknown status %r; treating it as not finished and waiting.",
-                    self._describe(),
-                    status,
-                )
             self.last_status = status
-        elif not run.is_terminal and self._heartbeat_due():
+        elif going and self._heartbeat_due():
             self._progress(
                 "%s: still %s after %s", self._describe(), status, format_elapsed(self.elapsed)
             )
-        if not run.is_terminal:
+        if kind == UNKNOWN and status not in self._warned_unknown:
+            self._warned_unknown.add(status)
+            self._log.warning(
+                "%s reports the unknown status %r: it is in none of %s (%s), %s (%s) and "
+                "active_statuses (%s) of %s, and the run has no completedAt, so it is treated as "
+                "still going and polled on. If %s means the run has ended, add it to %s or %s; "
+                "if it means still going, add it to active_statuses to silence this warning.",
+                self._describe(),
+                status,
+                SUCCESS_EXTRA,
+                ", ".join(self.statuses.success),
+                FAILURE_EXTRA,
+                ", ".join(self.statuses.failure),
+                ", ".join(self.statuses.active),
+                f"Airflow connection {self.immuta_conn_id!r}"
+                if self.immuta_conn_id
+                else "the Airflow connection",
+                status,
+                SUCCESS_EXTRA,
+                FAILURE_EXTRA,
+            )
+        if going:
             return None
         elapsed = format_elapsed(self.elapsed)
-        if status in self.failure_statuses:
+        if kind == FAILED:
             return self._outcome(FAILURE, self._failure_message(run, elapsed), run)
+        if kind == ENDED_UNKNOWN:
+            completed = run.completed_at.isoformat() if run.completed_at is not None else None
+            return self._outcome(
+                FAILURE,
+                f"{self._describe()} ended with the status {status!r} after {elapsed} (Immuta "
+                f"set its completedAt to {completed}), which the provider knows neither as a "
+                "success nor as a failure, so this task fails rather than guess. "
+                + self.statuses.unknown_end_advice(status, self.immuta_conn_id),
+                run,
+            )
         return self._outcome(SUCCESS, f"{self._describe()} ended {status} after {elapsed}.", run)
+
+    def has_ended(self, run: TaskRun) -> bool:
+        """Whether the run has ended (a success, a failure, or an end status nobody named)."""
+        return self.classify(run) not in (GOING, UNKNOWN)
+
+    def classify(self, run: TaskRun) -> str:
+        """What the run's status and ``completedAt`` mean for this wait (:func:`classify_run`)."""
+        return classify_run(run, self.statuses, self.failure_statuses)
 
     def _failure_message(self, run: TaskRun, elapsed: str) -> str:
         status = status_text(run.status)
         message = f"{self._describe()} ended {status} after {elapsed}"
         if run.error is not None and (run.error.code or run.error.message):
             message += f": [{run.error.code or 'no code'}] {run.error.message or ''}".rstrip()
-        elif status == TaskStatus.CANCELED:
+        elif status == TaskStatus.CANCELED or run.canceled_by:
             who = run.canceled_by or "unknown (not reported by Immuta)"
             message += f": canceled by {who}"
         return message if message.endswith(".") else message + "."

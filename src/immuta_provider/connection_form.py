@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from immuta_provider.client.vocabulary import ACTIVE_STATUSES, FAILURE_STATUSES, SUCCESS_STATUSES
 from immuta_provider.hooks.connection_settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+
+STATUS_FIELDS: tuple[str, ...] = ("success_statuses", "failure_statuses", "active_statuses")
+"""The extras naming the tenant's run statuses (free text: a JSON list or comma-separated)."""
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "timeout": {
@@ -39,6 +43,30 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         ),
         "schema": {"type": ["string", "null"]},
     },
+    "success_statuses": {
+        "label": "Success run statuses",
+        "description": (
+            "Run statuses that mean a sync or deletion succeeded, comma-separated or a JSON list. "
+            f"Empty: {', '.join(SUCCESS_STATUSES)}."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
+    "failure_statuses": {
+        "label": "Failure run statuses",
+        "description": (
+            "Run statuses that mean it ended badly (the task fails), comma-separated or a JSON "
+            f"list. Empty: {', '.join(FAILURE_STATUSES)}."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
+    "active_statuses": {
+        "label": "Still-going run statuses",
+        "description": (
+            "Run statuses of a run that has not ended yet, comma-separated or a JSON list. "
+            f"Empty: {', '.join(ACTIVE_STATUSES)}."
+        ),
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -49,5 +77,8 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "host": "https://acme.hosted.immutacloud.com",
         "password": "Immuta API key",
         "ca_bundle": "/etc/ssl/certs/immuta-ca.pem",
+        "success_statuses": ", ".join(SUCCESS_STATUSES),
+        "failure_statuses": ", ".join(FAILURE_STATUSES),
+        "active_statuses": ", ".join(ACTIVE_STATUSES),
     },
 }

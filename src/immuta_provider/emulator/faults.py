@@ -31,11 +31,12 @@ class FaultSpec(BaseModel):
 
     ``path`` is a regular expression searched in the request path (anchor it with ``^``/``$``);
     ``method`` is an HTTP method or ``*``. Effects combine: ``latency`` is waited first, then
-    ``drop`` closes the connection without an answer, ``body: "html"`` answers with a proxy's HTML
-    page (status 502 unless ``status`` says otherwise), ``body: "malformed_json"`` lets the request
-    through and truncates its JSON answer, and otherwise ``status`` answers with that status and
-    the JSON error body. ``count`` limits the fault to the next N matching requests,
-    ``probability`` makes each match fire at random.
+    ``drop`` closes the connection without an answer, ``drop_answer`` lets the request do its work
+    and then closes the connection instead of sending the answer (a create really creates),
+    ``body: "html"`` answers with a proxy's HTML page (status 502 unless ``status`` says
+    otherwise), ``body: "malformed_json"`` lets the request through and truncates its JSON answer,
+    and otherwise ``status`` answers with that status and the JSON error body. ``count`` limits
+    the fault to the next N matching requests, ``probability`` makes each match fire at random.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -49,6 +50,10 @@ class FaultSpec(BaseModel):
     )
     latency: float = Field(default=0.0, ge=0.0, le=600.0)
     drop: bool = False
+    drop_answer: bool = Field(
+        default=False,
+        description="Serve the request, then close the connection instead of answering.",
+    )
     body: Literal["malformed_json", "html"] | None = None
     message: str | None = None
     count: int | None = Field(default=None, ge=1)
@@ -70,8 +75,16 @@ class FaultSpec(BaseModel):
 
     @model_validator(mode="after")
     def _has_effect(self) -> FaultSpec:
-        if self.status is None and not self.drop and self.body is None and self.latency == 0:
-            raise ValueError("a fault needs at least one of status, latency, drop or body")
+        if (
+            self.status is None
+            and not self.drop
+            and not self.drop_answer
+            and self.body is None
+            and self.latency == 0
+        ):
+            raise ValueError(
+                "a fault needs at least one of status, latency, drop, drop_answer or body"
+            )
         return self
 
     @property
@@ -79,6 +92,8 @@ class FaultSpec(BaseModel):
         """The fault's main effect, as counted by ``/_emulator/counters``."""
         if self.drop:
             return "drop"
+        if self.drop_answer:
+            return "drop_answer"
         if self.body is not None:
             return self.body
         if self.status is not None:

@@ -132,6 +132,8 @@ class EmulatorMiddleware:
         if spec.drop:
             await _drop_connection(receive)
             return None
+        if spec.drop_answer:
+            return _dropping_answer(receive)
         headers: list[tuple[bytes, bytes]] = []
         retry_after = spec.retry_after_header()
         if retry_after is not None:
@@ -199,6 +201,17 @@ async def _drop_connection(receive: Receive) -> None:
 
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(until_disconnected(), 1.0)
+
+
+def _dropping_answer(receive: Receive) -> Send:
+    """A ``send`` that swallows the answer and closes the connection once the route is done: the
+    request has had its effect (a task is created), the client sees a dropped connection."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            await _drop_connection(receive)
+
+    return wrapped
 
 
 def _truncating(send: Send, status: int | None, extra_headers: list[tuple[bytes, bytes]]) -> Send:

@@ -12,7 +12,9 @@ The rules (also in docs/connection.md):
 * ``port`` is optional; it must agree with a port written in the URL.
 * ``password`` is the API key. ``login`` and ``schema`` are not used.
 * Extras: ``timeout`` (seconds per HTTP request, default 30), ``max_retries`` (default 3),
-  ``verify_ssl`` (default true), ``ca_bundle`` (path to a PEM bundle), ``scheme``. Each may also
+  ``verify_ssl`` (default true), ``ca_bundle`` (path to a PEM bundle), ``scheme``, and the
+  tenant's run status names ``success_statuses`` / ``failure_statuses`` / ``active_statuses``
+  (each a JSON list or a comma-separated string; ``client/statuses.py``). Each may also
   be spelled ``extra__immuta__<name>`` (the prefix older Airflow UIs wrote). URI-form connections
   deliver every extra as a string, so ``"false"``, ``"0"``, ``"30"`` are understood.
 """
@@ -26,6 +28,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from immuta_provider.client.statuses import (
+    ACTIVE_EXTRA,
+    FAILURE_EXTRA,
+    SUCCESS_EXTRA,
+    InvalidRunStatuses,
+    RunStatuses,
+    parse_status_list,
+)
 
 CONN_TYPE = "immuta"
 DEFAULT_TIMEOUT = 30.0
@@ -66,6 +77,7 @@ class ImmutaConnectionSettings:
     :param timeout: Seconds one HTTP request may take (read timeout).
     :param max_retries: Retries after the first attempt, for retryable failures only.
     :param verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
+    :param statuses: The tenant's run status names (success, failure, still going).
     """
 
     conn_id: str
@@ -74,6 +86,7 @@ class ImmutaConnectionSettings:
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     verify: bool | str = True
+    statuses: RunStatuses = field(default_factory=RunStatuses)
 
     @property
     def fingerprint(self) -> str:
@@ -138,6 +151,17 @@ def _as_number(conn_id: str, name: str, value: Any, default: float, *, minimum: 
             f"got {value!r}."
         )
     return number
+
+
+def _run_statuses(conn_id: str, extras: Mapping[str, Any]) -> RunStatuses:
+    try:
+        return RunStatuses.create(
+            success=parse_status_list(SUCCESS_EXTRA, _extra(extras, SUCCESS_EXTRA)),
+            failure=parse_status_list(FAILURE_EXTRA, _extra(extras, FAILURE_EXTRA)),
+            active=parse_status_list(ACTIVE_EXTRA, _extra(extras, ACTIVE_EXTRA)),
+        )
+    except InvalidRunStatuses as exc:
+        raise InvalidImmutaConnection(f"Airflow connection {conn_id!r}: {exc}") from None
 
 
 def _shown(host: str) -> str:
@@ -237,4 +261,5 @@ def settings_from_connection(conn: AirflowConnectionLike) -> ImmutaConnectionSet
         timeout=timeout,
         max_retries=int(retries),
         verify=verify,
+        statuses=_run_statuses(conn_id, extras),
     )

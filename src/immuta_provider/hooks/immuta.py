@@ -25,6 +25,7 @@ from immuta_provider.client.errors import (
     ImmutaTimeoutError,
     ImmutaTransportError,
 )
+from immuta_provider.client.statuses import RunStatuses
 from immuta_provider.hooks.connection_settings import (
     CONN_TYPE,
     MAX_CONNECT_TIMEOUT,
@@ -112,6 +113,14 @@ class ImmutaHook(BaseHook):
                 widget=BS3TextFieldWidget(),
                 description=helps["ca_bundle"],
             ),
+            **{
+                name: StringField(
+                    lazy_gettext(labels[name]),
+                    widget=BS3TextFieldWidget(),
+                    description=helps[name],
+                )
+                for name in connection_form.STATUS_FIELDS
+            },
         }
 
     @classmethod
@@ -162,6 +171,12 @@ class ImmutaHook(BaseHook):
             return settings_from_connection(conn)
         except InvalidImmutaConnection as exc:
             raise AirflowException(str(exc)) from None
+
+    @property
+    def run_statuses(self) -> RunStatuses:
+        """The tenant's run status names: the connection's ``success_statuses``,
+        ``failure_statuses`` and ``active_statuses`` extras, or the defaults."""
+        return self.settings.statuses
 
     @property
     def base_url(self) -> str:

@@ -25,11 +25,11 @@ from immuta_provider._task_runs import (
     RunWatch,
     check_positive,
     fetch_run,
+    run_has_ended,
     run_summary,
     status_text,
 )
 from immuta_provider.client.errors import ImmutaConflictError, ImmutaError
-from immuta_provider.client.vocabulary import FAILURE_STATUSES
 
 __all__ = ["ImmutaBaseOperator", "ImmutaTaskRunWaitingOperator", "check_positive"]
 
@@ -54,12 +54,14 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
     Subclasses set ``poll_interval``, ``timeout``, ``deferrable`` and ``cancel_on_kill`` in their
     ``__init__``, start the task in ``execute`` and hand its first run (or ``None`` if Immuta has
     not created one yet) to :meth:`_wait` or :meth:`_defer`; :meth:`_wait_or_defer` picks one.
-    A run that ends in one of :attr:`run_failure_statuses` fails the Airflow task; any other end
-    status succeeds and the run summary becomes the task's XCom.
+    The Airflow connection's ``success_statuses`` / ``failure_statuses`` / ``active_statuses``
+    say what a run's status means; a run that ends in a failure status fails the Airflow task, one
+    that ends in a success status returns its summary as the task's XCom, and one that ends (its
+    ``completedAt`` set) with a status in neither set fails the task naming the extra to set.
     """
 
-    run_failure_statuses: tuple[str, ...] = FAILURE_STATUSES
-    """End statuses of the run that fail the Airflow task."""
+    run_failure_statuses: tuple[str, ...] | None = None
+    """Overrides the connection's failure statuses for this operator (``None``: use them)."""
 
     poll_interval: float
     timeout: float | None
@@ -120,7 +122,9 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
         self._run_id = run.run_id if run is not None else None
         started_at = time.time()
         deadline = started_at + self.timeout if self.timeout is not None else None
-        if self.deferrable and not (run is not None and run.is_terminal):
+        if self.deferrable and not run_has_ended(
+            run, self.hook.run_statuses, self.run_failure_statuses
+        ):
             self._defer(immuta_task_id, run, deadline, started_at)
         return self._wait(client, immuta_task_id, run, deadline, started_at)
 
@@ -138,7 +142,10 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
                 poll_interval=self.poll_interval,
                 deadline=deadline,
                 cancel_on_kill=self.cancel_on_kill,
-                failure_statuses=self.run_failure_statuses,
+                statuses=self.hook.run_statuses.to_dict(),
+                failure_statuses=(
+                    None if self.run_failure_statuses is None else list(self.run_failure_statuses)
+                ),
                 last_status=status_text(run.status) if run is not None else None,
                 started_at=started_at,
             ),
@@ -157,7 +164,9 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
             connection_key=self.connection_key,
             immuta_task_id=immuta_task_id,
             run_id=self._run_id,
+            statuses=self.hook.run_statuses,
             failure_statuses=self.run_failure_statuses,
+            immuta_conn_id=self.immuta_conn_id,
             deadline=deadline,
             started_at=started_at,
             logger=self.log,
@@ -224,15 +233,71 @@ class ImmutaTaskRunWaitingOperator(ImmutaBaseOperator):
 
     def _cancel_run(self, client: ImmutaClient) -> str:
         """Ask Immuta to cancel the run; return what happened, for the log or the error."""
-
         assert self._immuta_task_id is not None and self._run_id is not None
         try:
             client.cancel_task_run(self.connection_key, self._immuta_task_id, self._run_id)
         except ImmutaConflictError as exc:
-            return f"The run was not cancelled, it had already ended: {exc}"
+            return self._after_cancel_conflict(client, self._immuta_task_id, self._run_id, exc)[2]
         except ImmutaError as exc:
-            return f"Cancelling the run in Immuta failed: {exc}"
+            # No answer: the request may still have reached Immuta. Say what the run is now.
+            return f"Cancelling the run in Immuta failed: {exc}" + self._run_now(
+                client, self._immuta_task_id, self._run_id
+            )
         return f"Asked Immuta to cancel the run: {self._run_url()}"
+
+    def _run_now(self, client: ImmutaClient, immuta_task_id: str, run_id: str) -> str:
+        try:
+            run = client.get_task_run(self.connection_key, immuta_task_id, run_id)
+        except ImmutaError as exc:
+            return f" (and the run could not be read again: {exc})"
+        return f" The run is now {status_text(run.status)}: {self._run_url()}"
+
+    def _after_cancel_conflict(
+        self, client: ImmutaClient, immuta_task_id: str, run_id: str, exc: ImmutaConflictError
+    ) -> tuple[str, TaskRun | None, str]:
+        """Re-read a run whose cancellation Immuta answered with 409, and say why.
+
+        A 409 after a retry usually means the first request reached Immuta and only its answer
+        was lost (a timeout, a dropped connection): the run is being cancelled, or is cancelled,
+        by this very request. Returns ``(what, run, message)`` where ``what`` is ``"cancelling"``
+        (the cancellation is under way or done), ``"ended"`` (the run ended on its own first),
+        ``"refused"`` (still going, Immuta refuses) or ``"unread"`` (the run could not be read).
+        """
+        try:
+            run = client.get_task_run(self.connection_key, immuta_task_id, run_id)
+        except ImmutaError as read_error:
+            return (
+                "unread",
+                None,
+                f"Immuta answered the cancellation with 409 ({exc}) and the run could not be "
+                f"read again to see why: {read_error}",
+            )
+        status = status_text(run.status)
+        url = self.hook.task_run_url(self.connection_key, immuta_task_id, run_id)
+        cancelled = "CANCEL" in status.upper() or bool(run.canceled_by)
+        ended = self.hook.run_statuses.run_has_ended(run)
+        lost = exc.attempts > 1
+        if cancelled:
+            how = (
+                "the first request reached Immuta but its answer was lost, so the retry got "
+                f"409 ({exc.message})"
+                if lost
+                else f"it had already been asked to (409: {exc.message})"
+            )
+            state = "cancelled" if ended else "being cancelled"
+            return "cancelling", run, f"The run is {state} (status {status}): {how}. {url}"
+        if ended:
+            return (
+                "ended",
+                run,
+                f"The run was not cancelled, it had already ended {status} (409: {exc.message}). "
+                f"{url}",
+            )
+        return (
+            "refused",
+            run,
+            f"Immuta refused to cancel task run {run_id} (status {status}): {exc}",
+        )
 
     def on_kill(self) -> None:
         """Cancel the run in Immuta when the task is killed while waiting in a worker.

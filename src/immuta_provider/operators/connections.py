@@ -25,7 +25,6 @@ from immuta_provider._task_runs import status_text
 from immuta_provider.client.errors import ImmutaConflictError, ImmutaNotFoundError
 from immuta_provider.client.vocabulary import (
     ACTIVATED_STATES,
-    ATTACHABLE_STATUSES,
     ConnectionState,
     TaskType,
 )
@@ -617,7 +616,7 @@ class ImmutaDeleteConnectionOperator(ImmutaTaskRunWaitingOperator):
         return reference.task_id
 
     def _running_deletion(self, client: ImmutaClient) -> Task | None:
-        for status in ATTACHABLE_STATUSES:
+        for status in self.hook.run_statuses.attachable:
             for task in client.list_tasks(
                 self.connection_key, type=TaskType.CONNECTION_DELETE, status=status
             ):

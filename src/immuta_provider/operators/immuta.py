@@ -6,10 +6,11 @@ our own light modules; the hook, the HTTP client and the trigger are imported wh
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from immuta_provider._compat import conf, ensure_asset_alias
+from immuta_provider._compat import AirflowException, conf, ensure_asset_alias
 from immuta_provider._task_runs import (
     fetch_run,
     latest_run,
@@ -18,13 +19,17 @@ from immuta_provider._task_runs import (
 )
 from immuta_provider.assets import DEFAULT_ASSET_ALIAS, immuta_sync_alias
 from immuta_provider.client.errors import ImmutaError, ImmutaNotFoundError
-from immuta_provider.client.vocabulary import ATTACHABLE_STATUSES, TaskStatus, TaskType
+from immuta_provider.client.vocabulary import TaskType
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
 
 if TYPE_CHECKING:
     from immuta_provider.client import ImmutaClient
     from immuta_provider.client.models import Task, TaskRun
+
+LOST_CREATE_CLOCK_SKEW = 60.0
+"""Seconds before the create-task request that a sync found after its answer was lost may have
+been created at (the worker's clock and Immuta's need not agree)."""
 
 EARLIER_TRY_KEY = "immuta_sync_run"
 """Key in Airflow's ``task_state_store`` (3.3+) of the run this task instance started."""
@@ -245,9 +250,15 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                     run.run_id,
                 )
                 return task.task_id, run
-        task = client.create_task(
-            self.connection_key, TaskType.DATA_OBJECT_SYNC, extra_body=self.extra_body
-        )
+        sent_at = time.time()
+        try:
+            task = client.create_task(
+                self.connection_key, TaskType.DATA_OBJECT_SYNC, extra_body=self.extra_body
+            )
+        except ImmutaError as exc:
+            if not _answer_may_be_lost(exc):
+                raise
+            return self._follow_sync_of_a_lost_answer(client, sent_at, exc)
         first_run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
         self.log.info(
             "Started a data object sync of connection %r: Immuta task %s, run %s.",
@@ -256,6 +267,60 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             first_run.run_id if first_run is not None else "(not created yet)",
         )
         return task.task_id, first_run
+
+    def _follow_sync_of_a_lost_answer(
+        self, client: ImmutaClient, sent_at: float, exc: ImmutaError
+    ) -> tuple[str, TaskRun | None]:
+        """The create-task request was sent but its answer was lost (a read timeout, a dropped
+        connection, a malformed body, a 5xx from a proxy): Immuta may have started the sync.
+        Follow the sync of this connection created since just before the request, still going or
+        completed, rather than fail this try and leave the sync to a retry a DAG may not have.
+
+        :raises AirflowException: when there is no such sync (the create did not take effect).
+        """
+        statuses = self.hook.run_statuses
+        since = sent_at - LOST_CREATE_CLOCK_SKEW
+        self.log.warning(
+            "The answer to the request creating a sync of connection %r was lost (%s); looking "
+            "for the sync it may have started.",
+            self.connection_key,
+            exc,
+        )
+        found: tuple[Task, TaskRun | None] | None = None
+        try:
+            for task in client.list_tasks(self.connection_key, type=TaskType.DATA_OBJECT_SYNC):
+                if task.parent_id is not None or task.created_at is None:
+                    continue  # a per-database sub-task, or a task we cannot place in time
+                created = task.created_at.timestamp()
+                if created < since or (found is not None and created <= _created(found[0])):
+                    continue
+                run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
+                status = status_text(run.status) if run is not None else None
+                if run is None or status in statuses.success or status in statuses.attachable:
+                    found = (task, run)
+        except ImmutaError as search_error:
+            raise AirflowException(
+                f"Creating a sync of Immuta connection {self.connection_key!r} got no usable "
+                f"answer ({exc}), and looking for the sync it may have started failed too "
+                f"({search_error}). Check the connection's tasks in Immuta before retrying: "
+                f"{self.hook.connection_url(self.connection_key)}"
+            ) from exc
+        if found is None:
+            raise AirflowException(
+                f"Creating a sync of Immuta connection {self.connection_key!r} got no usable "
+                f"answer ({exc}), and Immuta shows no sync of the connection created since then "
+                "that is still going or completed: the request did not take effect. Retry the "
+                "task."
+            ) from exc
+        task, run = found
+        self.log.info(
+            "Following the sync Immuta started for the request whose answer was lost: Immuta "
+            "task %s, run %s (%s).",
+            task.task_id,
+            run.run_id if run is not None else "(not created yet)",
+            status_text(run.status) if run is not None else "no run yet",
+        )
+        return task.task_id, run
 
     def _run_of_an_earlier_try(
         self, client: ImmutaClient, store: Any
@@ -277,7 +342,9 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         if run is None:
             return None
         status = status_text(run.status)
-        if status != TaskStatus.COMPLETED and status not in ATTACHABLE_STATUSES:
+        statuses = self.hook.run_statuses
+        completed = status in statuses.success
+        if not completed and status not in statuses.attachable:
             return None
         self.log.info(
             "An earlier try of this task started Immuta task %s run %s, which is %s: %s",
@@ -285,13 +352,15 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
             run.run_id,
             status,
             "returning its result without syncing again."
-            if status == TaskStatus.COMPLETED
+            if completed
             else "following it instead of starting another sync.",
         )
         return immuta_task_id, run
 
     def _find_running_sync(self, client: ImmutaClient) -> tuple[Task, TaskRun] | None:
-        for status in ATTACHABLE_STATUSES:
+        # The connection's still-going names, but not a run being cancelled: it will not sync.
+        attachable = self.hook.run_statuses.attachable
+        for status in attachable:
             for task in client.list_tasks(
                 self.connection_key, type=TaskType.DATA_OBJECT_SYNC, status=status
             ):
@@ -299,6 +368,28 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                     # A sub-task of a sync (Immuta splits a sync per database), not a sync itself.
                     continue
                 run = latest_run(client.list_task_runs(self.connection_key, task.task_id))
-                if run is not None and status_text(run.status) in ATTACHABLE_STATUSES:
+                if run is not None and status_text(run.status) in attachable:
                     return task, run
         return None
+
+
+def _created(task: Task) -> float:
+    return task.created_at.timestamp() if task.created_at is not None else float("-inf")
+
+
+def _answer_may_be_lost(exc: ImmutaError) -> bool:
+    """Whether a failed create may have reached Immuta and taken effect: no answer after the
+    request left (not a connect failure), a 2xx body we could not read, or a 5xx (a proxy may
+    have given up on an Immuta that carried on)."""
+    from immuta_provider.client.errors import (
+        ImmutaResponseError,
+        ImmutaServerError,
+        ImmutaTransportError,
+    )
+    from immuta_provider.client.retries import NEVER_SENT_ERRORS
+
+    if isinstance(exc, ImmutaResponseError | ImmutaServerError):
+        return True
+    return isinstance(exc, ImmutaTransportError) and not isinstance(
+        exc.__cause__, NEVER_SENT_ERRORS
+    )

@@ -6,14 +6,17 @@ every DAG parse: the hook and the client are imported when a task runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from immuta_provider._compat import AirflowException, conf
 from immuta_provider._task_runs import fetch_run, run_summary, status_text
 from immuta_provider.client.errors import ImmutaConflictError
-from immuta_provider.client.vocabulary import TaskStatus
+from immuta_provider.client.statuses import ENDED_UNKNOWN
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
+
+if TYPE_CHECKING:
+    from immuta_provider.client.models import TaskRun
 
 
 class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
@@ -98,30 +101,27 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
             }
         self._immuta_task_id, self._run_id = self.immuta_task_id, run.run_id
         self._push_link(context)
-        if run.is_terminal:
+        if self.hook.run_statuses.run_has_ended(run):
             self.log.info(
                 "Immuta task run %s has already ended %s; nothing to cancel.",
                 run.run_id,
                 status_text(run.status),
             )
-            return run_summary(self.connection_key, self.immuta_task_id, run)
+            return self._summary_of_ended(run)
         try:
             answer = client.cancel_task_run(self.connection_key, self.immuta_task_id, run.run_id)
         except ImmutaConflictError as exc:
-            run = client.get_task_run(self.connection_key, self.immuta_task_id, run.run_id)
-            if run.is_terminal:
-                self.log.info(
-                    "Immuta task run %s ended %s before the cancellation arrived (409: %s); "
-                    "nothing to cancel.",
-                    run.run_id,
-                    status_text(run.status),
-                    exc.message,
-                )
-                return run_summary(self.connection_key, self.immuta_task_id, run)
-            raise AirflowException(
-                f"Immuta refused to cancel task run {run.run_id} (status "
-                f"{status_text(run.status)}): {exc}"
-            ) from exc
+            what, current, message = self._after_cancel_conflict(
+                client, self.immuta_task_id, run.run_id, exc
+            )
+            if current is None or what == "refused":
+                raise AirflowException(message) from exc
+            self.log.info("%s", message)
+            if what == "ended":
+                return self._summary_of_ended(current)
+            if not self.wait_for_completion:
+                return run_summary(self.connection_key, self.immuta_task_id, current)
+            return self._wait_or_defer(client, self.immuta_task_id, current)
         self.log.info(
             "Asked Immuta to cancel task run %s (was %s): %s %s",
             run.run_id,
@@ -134,9 +134,23 @@ class ImmutaCancelTaskRunOperator(ImmutaTaskRunWaitingOperator):
             return run_summary(self.connection_key, self.immuta_task_id, run)
         return self._wait_or_defer(client, self.immuta_task_id, run)
 
+    def _summary_of_ended(self, run: TaskRun) -> dict[str, Any]:
+        """The summary of a run that had ended before the cancellation; a run that ended with a
+        status the connection does not name fails the task, as it does when waited for."""
+        statuses = self.hook.run_statuses
+        status = status_text(run.status)
+        if statuses.classify(run.status, run.completed_at) == ENDED_UNKNOWN:
+            raise AirflowException(
+                f"Immuta task run {run.run_id} has ended with the status {status!r}, which the "
+                "provider knows neither as a success nor as a failure. "
+                + statuses.unknown_end_advice(status, self.immuta_conn_id)
+            )
+        return run_summary(self.connection_key, self.immuta_task_id, run)
+
     def _finish(self, outcome: dict[str, Any]) -> dict[str, Any]:
         summary = super()._finish(outcome)
-        if summary.get("status") != TaskStatus.CANCELED:
+        # A tenant may spell it CANCELLED, ABORTED_BY_USER...: anything with CANCEL in it counts.
+        if "CANCEL" not in str(summary.get("status") or "").upper():
             self.log.warning(
                 "Immuta task run %s ended %s rather than CANCELED: it finished before the "
                 "cancellation took effect.",

@@ -25,11 +25,13 @@ from immuta_provider._task_runs import (
     RunWatch,
     fetch_run,
 )
-from immuta_provider.client.vocabulary import FAILURE_STATUSES
 from immuta_provider.links import (
     ImmutaConnectionLink,
     ImmutaTaskRunLink,
 )
+
+POLL_ERRORS_KEY = "immuta_poll_errors"
+"""Key in ``task_state_store`` (Airflow 3.3+) of the failed polls in a row (reschedule mode)."""
 
 
 class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
@@ -40,18 +42,28 @@ class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
     ``wait_for_completion=False``) feeds it directly, e.g.
     ``immuta_task_id="{{ ti.xcom_pull('start_sync')['immuta_task_id'] }}"``.
 
-    When the run ends in a status not listed in ``failure_statuses`` the sensor succeeds and
-    returns (as XCom) the same summary dict as the sync operator; when it ends in one of them the
-    sensor fails with Immuta's error code and message (or who cancelled the run). Statuses the
-    sensor does not know are logged and waited on until the sensor's ``timeout``.
+    What a status means comes from the Airflow connection's ``success_statuses`` /
+    ``failure_statuses`` / ``active_statuses`` extras (defaults ``COMPLETED`` / ``FAILED,
+    CANCELED`` / ``PENDING, RUNNING, CANCELING``). When the run ends in a success status the
+    sensor succeeds and returns (as XCom) the same summary dict as the sync operator; when it ends
+    in a failure status the sensor fails with Immuta's error code and message (or who cancelled
+    the run). A run that has ended (its ``completedAt`` set) with a status in neither set fails
+    the sensor at once, naming the extra to set; a status in no set without ``completedAt`` is
+    logged once and polled on until the sensor's ``timeout``.
+
+    In every mode a poll that fails with a transient error (a timeout, a dropped connection, 429,
+    5xx, a malformed answer) is logged and retried at the next poke, as the trigger does; five in
+    a row fail the sensor. In ``reschedule`` mode the count survives between pokes on Airflow 3.3+
+    (the task instance's ``task_state_store``); on 2.11 each reschedule starts counting anew.
 
     :param connection_key: The Immuta connection the task belongs to (templated).
     :param immuta_task_id: The Immuta task whose run to wait for (templated). Not to be confused
         with ``task_id``, which is the Airflow task's own id.
     :param run_id: The run to wait for (templated); ``None`` means the task's latest run.
     :param immuta_conn_id: The Airflow connection of type ``immuta``.
-    :param failure_statuses: End statuses that fail the sensor. Other end statuses (by default
-        only ``COMPLETED``) make it succeed.
+    :param failure_statuses: End statuses that fail the sensor, overriding the connection's
+        ``failure_statuses`` for this task; an ended run whose status the connection names but
+        this list lacks then succeeds. ``None`` (the default): the connection's.
     :param deferrable: Wait in the triggerer. Defaults to ``[operators] default_deferrable``.
         ``poke_interval`` (> 0 when deferred) and ``timeout`` apply in every mode.
     """
@@ -67,7 +79,7 @@ class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
         immuta_task_id: str,
         run_id: str | None = None,
         immuta_conn_id: str = "immuta_default",
-        failure_statuses: Sequence[str] = FAILURE_STATUSES,
+        failure_statuses: Sequence[str] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -86,7 +98,9 @@ class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
         self.immuta_task_id = immuta_task_id
         self.run_id = run_id
         self.immuta_conn_id = immuta_conn_id
-        self.failure_statuses = tuple(str(status) for status in failure_statuses)
+        self.failure_statuses = (
+            None if failure_statuses is None else tuple(str(status) for status in failure_statuses)
+        )
         self.deferrable = deferrable
         self._watch: RunWatch | None = None
 
@@ -110,7 +124,10 @@ class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
                 poll_interval=self.poke_interval,
                 deadline=now + self.timeout,
                 cancel_on_kill=False,  # the sensor watches a run it does not own
-                failure_statuses=self.failure_statuses,
+                statuses=self.hook.run_statuses.to_dict(),
+                failure_statuses=(
+                    None if self.failure_statuses is None else list(self.failure_statuses)
+                ),
                 started_at=now,
             ),
             method_name="execute_complete",
@@ -119,20 +136,35 @@ class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
     def poke(self, context: Any) -> PokeReturnValue | bool:
         """Check the run once: done (with its summary), not yet, or failed (raises)."""
         if self._watch is None:
-            # Kept across pokes of one process, so only status changes are logged.
+            # Kept across pokes of one process, so only status changes are logged and transient
+            # errors are counted in a row.
             self._watch = RunWatch(
                 connection_key=self.connection_key,
                 immuta_task_id=self.immuta_task_id,
                 run_id=self.run_id,
+                statuses=self.hook.run_statuses,
                 failure_statuses=self.failure_statuses,
+                immuta_conn_id=self.immuta_conn_id,
                 logger=self.log,
                 base_url=self.hook.base_url,
             )
         watch = self._watch
-        run = fetch_run(
-            self.hook.get_client(), self.connection_key, self.immuta_task_id, watch.run_id
-        )
-        outcome = watch.observe_run(run)
+        store = context.get("task_state_store") if self.mode == "reschedule" else None
+        if store is not None:
+            watch.consecutive_errors = int(store.get(POLL_ERRORS_KEY) or 0)
+        try:
+            run = fetch_run(
+                self.hook.get_client(), self.connection_key, self.immuta_task_id, watch.run_id
+            )
+        except Exception as exc:
+            outcome = watch.observe_error(exc)
+        else:
+            outcome = watch.observe_run(run)
+        if store is not None:
+            if outcome is None and watch.consecutive_errors:
+                store.set(POLL_ERRORS_KEY, watch.consecutive_errors)
+            else:
+                store.delete(POLL_ERRORS_KEY)
         if watch.run_id is not None:
             self.push_immuta_link(context, self.immuta_task_id, watch.run_id)
         if outcome is None:

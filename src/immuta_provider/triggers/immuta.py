@@ -14,7 +14,7 @@ from immuta_provider._task_runs import (
     check_positive,
 )
 from immuta_provider.client.errors import ImmutaConflictError
-from immuta_provider.client.vocabulary import FAILURE_STATUSES
+from immuta_provider.client.statuses import RunStatuses
 
 if TYPE_CHECKING:
     from immuta_provider.hooks.immuta import ImmutaHook
@@ -46,7 +46,12 @@ class ImmutaTaskRunTrigger(BaseTrigger):
     :param deadline: Absolute wall-clock deadline in epoch seconds (``time.time()`` based, so it
         survives a move to another triggerer host), or ``None`` for no deadline.
     :param cancel_on_kill: Cancel the run in Immuta when a user kills the deferred task.
-    :param failure_statuses: End statuses that count as failure; other end statuses are success.
+    :param statuses: The run status names of the Airflow connection (``RunStatuses.to_dict()``:
+        ``{"success": [...], "failure": [...], "active": [...]}``), read by the task before it
+        deferred so the triggerer need not re-derive them; ``None``: the defaults.
+    :param failure_statuses: Overrides the failure set for this wait (the sensor's argument); an
+        ended run with a status the connection knows but this list lacks succeeds. ``None``: use
+        ``statuses``.
     :param last_status: The last status already logged.
     :param started_at: When the wait began (epoch seconds), for elapsed times in the log.
     :param max_consecutive_errors: Failed polls in a row that end the wait with an ``error`` event.
@@ -61,10 +66,11 @@ class ImmutaTaskRunTrigger(BaseTrigger):
         poll_interval: float = 10.0,
         deadline: float | None = None,
         cancel_on_kill: bool = False,
-        failure_statuses: Sequence[str] = FAILURE_STATUSES,
+        failure_statuses: Sequence[str] | None = None,
         last_status: str | None = None,
         started_at: float | None = None,
         max_consecutive_errors: int = DEFAULT_MAX_CONSECUTIVE_ERRORS,
+        statuses: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call, unused-ignore]
         # 0 would poll Immuta in a tight loop and starve the triggerer's other triggers.
@@ -76,7 +82,11 @@ class ImmutaTaskRunTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.deadline = None if deadline is None else float(deadline)
         self.cancel_on_kill = bool(cancel_on_kill)
-        self.failure_statuses = [str(status) for status in failure_statuses]
+        self.failure_statuses = (
+            None if failure_statuses is None else [str(status) for status in failure_statuses]
+        )
+        # Validated here, so a bad dict fails the task when it defers, not later in the triggerer.
+        self.statuses = RunStatuses.from_dict(statuses).to_dict()
         self.last_status = last_status
         self.started_at = started_at
         self.max_consecutive_errors = int(max_consecutive_errors)
@@ -93,10 +103,13 @@ class ImmutaTaskRunTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
-                "failure_statuses": list(self.failure_statuses),
+                "failure_statuses": (
+                    None if self.failure_statuses is None else list(self.failure_statuses)
+                ),
                 "last_status": self.last_status,
                 "started_at": self.started_at,
                 "max_consecutive_errors": self.max_consecutive_errors,
+                "statuses": self.statuses,
             },
         )
 
@@ -111,7 +124,9 @@ class ImmutaTaskRunTrigger(BaseTrigger):
             connection_key=self.connection_key,
             immuta_task_id=self.immuta_task_id,
             run_id=self.run_id,
+            statuses=RunStatuses.from_dict(self.statuses),
             failure_statuses=self.failure_statuses,
+            immuta_conn_id=self.immuta_conn_id,
             deadline=self.deadline,
             started_at=self.started_at,
             last_status=self.last_status,

@@ -16,6 +16,7 @@ import pytest
 
 from immuta_provider._compat import AirflowException
 from immuta_provider.client import ImmutaClient, ui
+from immuta_provider.client.statuses import RunStatuses
 from immuta_provider.operators import (
     ImmutaActivateConnectionOperator,
     ImmutaCancelTaskRunOperator,
@@ -49,7 +50,7 @@ def _run(status: str) -> dict[str, Any]:
 class FakeImmuta:
     """Answers each ``METHOD /path`` from its own queue; the last answer repeats."""
 
-    def __init__(self, routes: dict[str, list[httpx.Response]]) -> None:
+    def __init__(self, routes: dict[str, list[Any]]) -> None:
         self.routes = {route: deque(replies) for route, replies in routes.items()}
         self.calls: dict[str, int] = defaultdict(int)
 
@@ -60,6 +61,8 @@ class FakeImmuta:
         if not replies:
             return _json(404, {"statusCode": 404, "error": "Not Found", "message": route})
         reply = replies.popleft() if len(replies) > 1 else replies[0]
+        if isinstance(reply, Exception):
+            raise reply  # the answer is lost (the request did reach the fake Immuta)
         return httpx.Response(reply.status_code, headers=reply.headers, content=reply.content)
 
 
@@ -67,6 +70,7 @@ class FakeHook:
     """The parts of ImmutaHook the operators use, around a client of the fake Immuta."""
 
     base_url = BASE_URL
+    run_statuses = RunStatuses()
 
     def __init__(self, immuta: FakeImmuta) -> None:
         self.client = ImmutaClient(BASE_URL, "unit-test-key", transport=httpx.MockTransport(immuta))
@@ -89,7 +93,7 @@ class FakeTaskInstance:
         self.xcom[key] = json.loads(json.dumps(value))  # XCom values must be JSON-safe
 
 
-def run(operator: Any, routes: dict[str, list[httpx.Response]]) -> tuple[Any, FakeImmuta]:
+def run(operator: Any, routes: dict[str, list[Any]]) -> tuple[Any, FakeImmuta]:
     immuta = FakeImmuta(routes)
     operator._hook = FakeHook(immuta)
     return operator.execute({"ti": FakeTaskInstance()}), immuta
@@ -160,8 +164,62 @@ def test_cancel_of_a_run_that_ended_meanwhile_is_a_success(
     )
     assert result["status"] == "COMPLETED"
     assert result["run_id"] == RUN
-    assert "ended COMPLETED before the cancellation arrived" in logged(capsys)
+    assert "it had already ended COMPLETED (409: Task run is already COMPLETED.)" in logged(capsys)
     assert immuta.calls[f"POST {run_path}/_cancel"] == 1
+
+
+def test_cancel_whose_answer_was_lost_reports_the_cancellation_not_a_refusal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The first _cancel reached Immuta but its answer was lost (read timeout); the client's
+    retry got 409 because the run is already CANCELING. Before: "Immuta refused to cancel task
+    run ... (status CANCELING)" failed the task."""
+    operator = ImmutaCancelTaskRunOperator(
+        task_id="cancel", connection_key=KEY, immuta_task_id=TASK, run_id=RUN
+    )
+    run_path = f"/api/connections/{KEY}/tasks/{TASK}/runs/{RUN}"
+    result, immuta = run(
+        operator,
+        {
+            f"GET {run_path}": [_json(200, _run("RUNNING")), _json(200, _run("CANCELING"))],
+            f"POST {run_path}/_cancel": [
+                httpx.ReadTimeout("timed out"),
+                _conflict("Task run is already CANCELING."),
+            ],
+        },
+    )
+    assert result["status"] == "CANCELING"
+    assert immuta.calls[f"POST {run_path}/_cancel"] == 2
+    log = logged(capsys)
+    assert "The run is being cancelled (status CANCELING)" in log
+    assert "the first request reached Immuta but its answer was lost" in log
+    assert "refused" not in log
+
+
+def test_cancel_after_timeout_whose_answer_was_lost_says_the_run_was_cancelled() -> None:
+    """The timeout/kill path (the waiting base's _cancel_run): before, a lost answer then a 409
+    read "The run was not cancelled, it had already ended"."""
+    operator = ImmutaCancelTaskRunOperator(
+        task_id="cancel", connection_key=KEY, immuta_task_id=TASK, run_id=RUN
+    )
+    run_path = f"/api/connections/{KEY}/tasks/{TASK}/runs/{RUN}"
+    immuta = FakeImmuta(
+        {
+            f"GET {run_path}": [
+                _json(200, {**_run("CANCELED"), "completedAt": "2026-11-25T02:01:00Z"})
+            ],
+            f"POST {run_path}/_cancel": [
+                httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                _conflict("Task run has already ended."),
+            ],
+        }
+    )
+    operator._hook = FakeHook(immuta)
+    operator._immuta_task_id, operator._run_id = TASK, RUN
+    message = operator._cancel_run(operator._hook.client)
+    assert message.startswith("The run is cancelled (status CANCELED)")
+    assert "its answer was lost" in message
+    assert "not cancelled" not in message
 
 
 def test_cancel_waiting_warns_when_the_run_completed_instead(

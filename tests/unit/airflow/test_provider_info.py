@@ -72,7 +72,20 @@ def test_connection_form_declaration() -> None:
     assert "password" not in behaviour["hidden-fields"]
     fields = conn_type["conn-fields"]
     assert isinstance(fields, dict)
-    assert set(fields) == {"timeout", "max_retries", "verify_ssl", "ca_bundle"}
+    assert set(fields) == {
+        "timeout",
+        "max_retries",
+        "verify_ssl",
+        "ca_bundle",
+        "success_statuses",
+        "failure_statuses",
+        "active_statuses",
+    }
+    for name in ("success_statuses", "failure_statuses", "active_statuses"):
+        # A one-line description that says both spellings and the default.
+        description = fields[name]["description"]
+        assert "comma-separated or a JSON list" in description and "Empty: " in description
+        assert "\n" not in description
     assert fields["verify_ssl"]["schema"]["default"] is True
 
 
@@ -100,6 +113,8 @@ def test_airflow_ui_metadata_comes_from_provider_info_without_the_hook() -> None
     assert extras["timeout"]["value"] == 30
     assert extras["verify_ssl"]["value"] is True
     assert extras["ca_bundle"]["schema"]["title"] == "CA bundle path"
+    assert extras["success_statuses"]["schema"]["title"] == "Success run statuses"
+    assert standard is not None
 
 
 def test_legacy_hook_form_methods_agree_with_provider_info() -> None:
@@ -142,6 +157,9 @@ def test_airflow_2_builds_the_connection_form_from_the_hook_methods() -> None:
             "host": "https://acme.hosted.immutacloud.com",
             "password": "Immuta API key",
             "extra__immuta__ca_bundle": "/etc/ssl/certs/immuta-ca.pem",
+            "extra__immuta__success_statuses": "COMPLETED",
+            "extra__immuta__failure_statuses": "FAILED, CANCELED",
+            "extra__immuta__active_statuses": "PENDING, RUNNING, CANCELING",
         },
     }
 
@@ -152,6 +170,7 @@ def test_airflow_2_builds_the_connection_form_from_the_hook_methods() -> None:
     [
         ({}, set()),
         ({"timeout": "45", "max_retries": "0", "ca_bundle": "/etc/ca.pem"}, set()),
+        ({"success_statuses": "SUCCEEDED, DONE", "failure_statuses": '["ERROR"]'}, set()),
         ({"timeout": "0"}, {"timeout"}),
         ({"max_retries": "-1"}, {"max_retries"}),
         ({"timeout": "soon"}, {"timeout"}),

@@ -29,6 +29,11 @@ def _trigger(**overrides: Any) -> ImmutaTaskRunTrigger:
         "last_status": "RUNNING",
         "started_at": time.time() - 3,
         "max_consecutive_errors": 4,
+        "statuses": {
+            "success": ["SUCCEEDED"],
+            "failure": ["FAILED", "CANCELED"],
+            "active": ["QUEUED", "IN_PROGRESS"],
+        },
     }
     kwargs.update(overrides)
     return ImmutaTaskRunTrigger(**kwargs)
@@ -62,7 +67,10 @@ def test_serialize_is_json_safe_and_complete() -> None:
         "last_status",
         "started_at",
         "max_consecutive_errors",
+        "statuses",
     }
+    # The connection's status names travel with the trigger: the triggerer need not read them.
+    assert kwargs["statuses"]["success"] == ["SUCCEEDED"]
     module, _, name = classpath.rpartition(".")
     assert getattr(importlib.import_module(module), name) is ImmutaTaskRunTrigger
 
@@ -83,8 +91,18 @@ def test_defaults_and_optional_values_serialize() -> None:
     assert kwargs["run_id"] is None
     assert kwargs["deadline"] is None
     assert kwargs["cancel_on_kill"] is False
-    assert kwargs["failure_statuses"] == ["FAILED", "CANCELED"]
+    assert kwargs["failure_statuses"] is None  # no per-task override: the connection's set
+    assert kwargs["statuses"] == {
+        "success": ["COMPLETED"],
+        "failure": ["FAILED", "CANCELED"],
+        "active": ["PENDING", "RUNNING", "CANCELING"],
+    }
     assert _is_json_safe(kwargs)
+
+
+def test_a_trigger_with_overlapping_statuses_is_refused_when_built() -> None:
+    with pytest.raises(ValueError, match="is in both"):
+        _trigger(statuses={"success": ["DONE"], "failure": ["DONE"], "active": ["GOING"]})
 
 
 def test_repr_has_no_secret_material() -> None:

@@ -122,6 +122,17 @@ def test_drop_fault_without_a_server_transport_raises(api: Api) -> None:
     assert counters(api)["faults_by_kind"] == {"drop": 1}
 
 
+def test_drop_answer_fault_does_the_work_then_drops_the_answer(api: Api) -> None:
+    # In-process there is no socket to close: the app raises once the route has done its work.
+    add_fault(api, method="POST", path="/tasks$", drop_answer=True, count=1)
+    with pytest.raises(DroppedConnection):
+        api.post(f"{CONNECTION}/tasks", json={"type": "DATA_OBJECT_SYNC"})
+    assert counters(api)["tasks_created"] == {"snowflake-prod": 1}
+    assert counters(api)["faults_by_kind"] == {"drop_answer": 1}
+    listed = api.get("/_emulator/faults").json()["faults"]
+    assert listed[0]["drop_answer"] is True and listed[0]["fired"] == 1
+
+
 def test_probability_zero_never_fires_and_one_always_does(api: Api) -> None:
     never = add_fault(api, status=500, probability=0.0)
     for _ in range(20):
