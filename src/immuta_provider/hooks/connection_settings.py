@@ -89,6 +89,21 @@ class ImmutaConnectionSettings:
     statuses: RunStatuses = field(default_factory=RunStatuses)
 
     @property
+    def success_statuses(self) -> tuple[str, ...]:
+        """Run statuses that mean success (the ``success_statuses`` extra, or the default)."""
+        return self.statuses.success
+
+    @property
+    def failure_statuses(self) -> tuple[str, ...]:
+        """Run statuses that mean failure (the ``failure_statuses`` extra, or the default)."""
+        return self.statuses.failure
+
+    @property
+    def active_statuses(self) -> tuple[str, ...]:
+        """Run statuses of a run still going (the ``active_statuses`` extra, or the default)."""
+        return self.statuses.active
+
+    @property
     def fingerprint(self) -> str:
         """A digest of everything that shapes a client; equal settings share one client.
 

@@ -75,6 +75,13 @@ def test_all_three_together_replace_the_defaults() -> None:
         "active": ["QUEUED", "IN_PROGRESS", "ABORTING"],
     }
     assert RunStatuses.from_dict(statuses.to_dict()) == statuses
+    # The same sets as plain attributes of the settings (the sync watcher reads these).
+    conn = settings(success_statuses="SUCCEEDED", failure_statuses="ERRORED, ABORTED")
+    assert (conn.success_statuses, conn.failure_statuses) == (
+        ("SUCCEEDED",),
+        ("ERRORED", "ABORTED"),
+    )
+    assert conn.active_statuses == ("PENDING", "RUNNING", "CANCELING")
     assert RunStatuses.from_dict(None) == RunStatuses()
 
 
