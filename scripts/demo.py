@@ -1,6 +1,7 @@
 """``make demo``: the nightly example DAG in a real Airflow, against a local Immuta emulator.
 
-1. starts the emulator with its demo data on a free port of 127.0.0.1;
+1. starts the emulator with its demo data on a free port of 127.0.0.1, accepting only tokens
+   exchanged for the API key (``--auth exchange-only``, the flow Immuta documents);
 2. makes a throw-away Airflow home in ``.demo/airflow-home`` (SQLite, ``airflow db migrate``);
 3. points the ``immuta_default`` connection at the emulator (an environment variable, as in a
    container) and checks it with ``airflow connections test``;
@@ -153,8 +154,10 @@ def main() -> int:
     shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
     AIRFLOW_HOME.mkdir(parents=True)
 
-    step("Starting the Immuta emulator (demo data)")
-    with run_emulator(seed="demo", sync_duration=SYNC_SECONDS, log_dir=DEMO_DIR) as emulator:
+    step("Starting the Immuta emulator (demo data; API key exchanged for tokens)")
+    with run_emulator(
+        seed="demo", sync_duration=SYNC_SECONDS, log_dir=DEMO_DIR, auth="exchange-only"
+    ) as emulator:
         print(f"  {emulator.url}  ({emulator.admin.health()['connections']} connections)")
         env = airflow_env(emulator)
 
@@ -171,6 +174,11 @@ def main() -> int:
         returncode = dags_test(env, log_path)
         state, tasks, summary = read_results()
         print_summary(state, tasks, summary)
+        auth = emulator.admin.counters()["auth"]
+        print(
+            f"\n  Authentication: {auth['exchanges']} token exchange(s) at "
+            f"POST /bim/apikey/authenticate, {sum(auth['unauthorized'].values())} refused call(s)"
+        )
 
     elapsed = time.monotonic() - started
     ok = returncode == 0 and state == "success" and bool(summary) and not summary["failed"]

@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from immuta_provider.client.vocabulary import ACTIVE_STATUSES, FAILURE_STATUSES, SUCCESS_STATUSES
-from immuta_provider.hooks.connection_settings import DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from immuta_provider.client.vocabulary import (
+    ACTIVE_STATUSES,
+    AUTH_METHODS,
+    FAILURE_STATUSES,
+    SUCCESS_STATUSES,
+)
+from immuta_provider.hooks.connection_settings import (
+    DEFAULT_AUTH_METHOD,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+)
 
 STATUS_FIELDS: tuple[str, ...] = ("success_statuses", "failure_statuses", "active_statuses")
 """The extras naming the tenant's run statuses (free text: a JSON list or comma-separated)."""
@@ -66,6 +75,18 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
             f"Empty: {', '.join(ACTIVE_STATUSES)}."
         ),
         "schema": {"type": ["string", "null"]},
+    },
+    "auth_method": {
+        "label": "Authentication method",
+        "description": (
+            "auto (default): exchange the API key for a token, or send the key itself where "
+            "Immuta has no exchange; pin exchange, bearer-key or raw-key if your tenant needs it."
+        ),
+        "schema": {
+            "type": ["string", "null"],
+            "default": DEFAULT_AUTH_METHOD,
+            "enum": [*AUTH_METHODS, None],
+        },
     },
 }
 

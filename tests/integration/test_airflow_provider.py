@@ -416,7 +416,7 @@ def test_connection_test_with_a_good_key(runs: Runs) -> None:
 def test_connection_test_with_a_bad_key(runs: Runs) -> None:
     _, output = runs.connection_tests["bad"]
     assert "Connection failed!" in output, output
-    assert "rejected the API key (401)" in output
+    assert "refused the API key when exchanging it for a token" in output
 
 
 def test_connection_test_with_an_unreachable_host(runs: Runs) -> None:

@@ -19,6 +19,10 @@ Searched, after ``dag.test()`` of ``fault_dags/secret_canary.py`` (Airflow loggi
   exceptions the client, the hook, the operator and the trigger raise or report for the same
   faults, and the connection test's message.
 
+The connections use ``auth_method`` ``auto``, so every client exchanges the key for tokens
+(``POST /bim/apikey/authenticate``); every token the emulator issued (``/_emulator/tokens``) is
+searched for in the same places as the key.
+
 Positive controls keep the search honest: the needle is found where it must be (the emulator's
 own start-up banner prints its key), the echoing faults really fired, and a task that logs the
 key on purpose shows ``***`` where the key was.
@@ -81,8 +85,16 @@ EXPECTED_STATES = {
 }
 
 
+# The tokens the emulator issued to the run (filled in once the DAG has run): secrets too.
+TOKENS: list[str] = []
+
+
 def hits(text: str) -> int:
-    return sum(text.count(needle) for needle in NEEDLES)
+    return sum(text.count(needle) for needle in (*NEEDLES, *TOKENS))
+
+
+def token_hits(text: str) -> int:
+    return sum(text.count(token) for token in TOKENS)
 
 
 @dataclass
@@ -164,7 +176,8 @@ def prepare(emulator: RunningEmulator) -> None:
         status=401,
         message=ECHO,
     )
-    admin.add_fault(method="GET", path="^/api/connections$", status=401, message=ECHO, count=1)
+    # Twice: a 401 makes the client exchange the key again and repeat the call once.
+    admin.add_fault(method="GET", path="^/api/connections$", status=401, message=ECHO, count=2)
 
 
 @dataclass
@@ -173,6 +186,7 @@ class CanaryRun:
     access_log: str
     counters: dict[str, Any]
     result: DagTestResult
+    tokens: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -206,11 +220,14 @@ def canary_run(canary_emulator: RunningEmulator, dag_tests: DagTests) -> CanaryR
         extra_env={"AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG"},
     )
     result = running.wait(timeout=300)
+    tokens = emulator.admin.tokens()
+    TOKENS[:] = tokens
     return CanaryRun(
         emulator_log=emulator.log(),
         access_log=(emulator.log_path.parent / "access.log").read_text(errors="replace"),
         counters=emulator.admin.counters(),
         result=result,
+        tokens=tokens,
     )
 
 
@@ -268,8 +285,8 @@ def test_the_dag_ran_as_designed(canary_run: CanaryRun) -> None:
 def test_the_key_is_nowhere(canary_run: CanaryRun, request: pytest.FixtureRequest) -> None:
     scan = scan_run(canary_run)
     lines = [
-        f"canary API key and URL password searched in {len(scan.places)} places; "
-        f"hits: {scan.total_hits}"
+        f"canary API key, URL password and {len(canary_run.tokens)} issued tokens searched in "
+        f"{len(scan.places)} places; hits: {scan.total_hits}"
     ]
     lines += [
         f"  {what}: {size} {'rows' if 'table' in what else 'chars'}, {found} hits"
@@ -281,9 +298,17 @@ def test_the_key_is_nowhere(canary_run: CanaryRun, request: pytest.FixtureReques
     )
     report(request.config, "secret canary scan", lines)
     assert scan.leaks() == [], "\n".join(lines)
-    # Only Airflow's own MaskSecret requests were set aside: each holds the key alone or no
-    # secret at all (the extras), never the URL's password.
-    assert {hits(line) for line in scan.airflow_mask_lines} == {0, 3}
+    # Only Airflow's own MaskSecret requests were set aside: each holds the key alone, one token
+    # (the hook registers each new token with the masker) or no secret at all (the extras),
+    # never the URL's password.
+    assert {hits(line) for line in scan.airflow_mask_lines} <= {0, 1, 3}
+    assert all(
+        token_hits(line) in (0, 1) and (token_hits(line) == 0 or hits(line) == 1)
+        for line in scan.airflow_mask_lines
+    )
+    # Tokens were issued (the exchange happened), and the hook registered them for masking.
+    assert canary_run.counters["auth"]["exchanges"] == len(canary_run.tokens) >= 2
+    assert any(token_hits(line) for line in scan.airflow_mask_lines)
     assert not any(URL_SECRET in line for line in scan.airflow_mask_lines)
     # The search can find it: the emulator prints the key it accepts when it starts.
     assert hits(canary_run.emulator_log) >= 1
@@ -326,7 +351,7 @@ def test_connection_test_message_hides_an_echoed_key(canary_run: CanaryRun) -> N
     )
     (value,) = (json.loads(row[0]) for row in rows)
     assert value["ok"] is False
-    assert "rejected the API key (401)" in value["message"], value
+    assert "refused the token for GET /api/connections (401)" in value["message"], value
     assert hits(json.dumps(value)) == 0
 
 

@@ -132,6 +132,7 @@ def client_answering(status: int, body: bytes, headers: dict[str, bytes] | None 
         "property-key-0123456789",
         max_retries=0,
         transport=httpx.MockTransport(answer),
+        auth_method="bearer-key",
     )
 
 

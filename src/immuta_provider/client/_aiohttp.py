@@ -92,8 +92,8 @@ class AiohttpSender:
             connector=connector,
             headers=self._headers,
             timeout=self._timeout,
-            # Immuta authenticates with the Bearer key; a cookie jar is per-request work for
-            # nothing (and the key never depends on what a proxy sets).
+            # Immuta authenticates with the Authorization header; a cookie jar is per-request
+            # work for nothing (and authentication never depends on what a proxy sets).
             cookie_jar=aiohttp.DummyCookieJar(),
             raise_for_status=False,
             # trust_env=True would read ~/.netrc on every request (in a thread) and refuse our
@@ -115,8 +115,11 @@ class AiohttpSender:
         # nothing for yarl to quote again.
         return URL(url, encoded=True)
 
-    async def send(self, request: Request, budget: float | None) -> AiohttpAnswer:
-        """Send one attempt; ``budget``: seconds left of the call (caps both timeouts)."""
+    async def send(
+        self, request: Request, budget: float | None, auth: Mapping[str, str] | None = None
+    ) -> AiohttpAnswer:
+        """Send one attempt; ``budget``: seconds left of the call (caps both timeouts);
+        ``auth``: the ``Authorization`` header of this attempt."""
         session = self._session or self._open()
         timeout = self._timeout
         if budget is not None:
@@ -126,13 +129,13 @@ class AiohttpSender:
                 sock_read=min(self._read_timeout, budget),
             )
         data: bytes | None = None
-        headers = None
+        headers = auth
         if request.json is not None:
             # The bytes httpx sends for json=.
             data = json.dumps(
                 request.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
             ).encode()
-            headers = _JSON_BODY
+            headers = {**auth, **_JSON_BODY} if auth else _JSON_BODY
         try:
             async with session.request(
                 request.method,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -32,7 +33,12 @@ from immuta_provider.client._base import (
     Request,
     prepare_request,
 )
-from immuta_provider.client.errors import ImmutaValidationError
+from immuta_provider.client.auth import DEFAULT_AUTH_METHOD
+from immuta_provider.client.errors import (
+    ImmutaAuthenticationError,
+    ImmutaError,
+    ImmutaValidationError,
+)
 from immuta_provider.client.models import (
     CancelTaskRunResult,
     Connection,
@@ -74,7 +80,7 @@ class AsyncImmutaClient(ClientCore):
 
     Args:
         base_url: the tenant, e.g. ``https://acme.hosted.immutacloud.com`` (http or https).
-        api_key: an Immuta API key; kept as a ``SecretStr`` and sent only as a Bearer header.
+        api_key: an Immuta API key; kept as a ``SecretStr``, never logged or shown.
         max_retries: retries after the first attempt, for retryable failures only.
         connect_timeout: seconds to establish a connection.
         read_timeout: seconds to wait for data from the server.
@@ -88,6 +94,16 @@ class AsyncImmutaClient(ClientCore):
             installed (``pip install 'airflow-provider-immuta[aiohttp]'``) and no ``transport`` is
             given, else httpx. Both send the same requests and raise the same errors; aiohttp
             costs about a quarter of the CPU per request, which matters in a triggerer.
+        auth_method: ``"auto"`` (the default: exchange the key for a token at
+            ``POST /bim/apikey/authenticate``, or send ``Bearer <API key>`` where the tenant has
+            no exchange), ``"exchange"``, ``"bearer-key"`` or ``"raw-key"`` (``Authorization:
+            <API key>``). See ``immuta_provider.client.auth``.
+        on_secret: called with each new token before it is used (a hook passes Airflow's
+            ``amask_secret``); awaited if it returns an awaitable.
+
+    The token is shared by every coroutine using the client (in a triggerer: every trigger on the
+    Airflow connection), renewed before it expires and when Immuta answers 401 (that call is
+    repeated once); requests that meet an expired token together wait for one exchange.
 
     One connection pool per client: reuse the client and close it
     (``async with AsyncImmutaClient(...)`` or :meth:`aclose`).
@@ -107,6 +123,8 @@ class AsyncImmutaClient(ClientCore):
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         http_backend: HttpBackend = "auto",
+        auth_method: str = DEFAULT_AUTH_METHOD,
+        on_secret: Callable[[str], object] | None = None,
     ) -> None:
         super().__init__(
             ClientConfig.create(
@@ -118,8 +136,11 @@ class AsyncImmutaClient(ClientCore):
                 total_timeout=total_timeout,
                 retry_after_cap=retry_after_cap,
                 verify=verify,
-            )
+                auth_method=auth_method,
+            ),
+            on_secret=on_secret,
         )
+        self._auth_lock = asyncio.Lock()
         self._aiohttp = self._aiohttp_sender(http_backend, transport)
         # Only one of the two pools exists (each loads the CA bundle when it is made).
         self._http = (
@@ -180,20 +201,55 @@ class AsyncImmutaClient(ClientCore):
 
     # --- sending ---------------------------------------------------------------------------
 
+    async def _authorization(self, call: Call) -> dict[str, str] | None:
+        """The ``Authorization`` header for this attempt; exchanges the key first if needed."""
+        if not call.request.endpoint.authenticated:
+            return None
+        credentials = self._credentials
+        headers, generation = credentials.headers()
+        if headers is None:
+            async with self._auth_lock:
+                # Whoever held the lock before us may have renewed the token already.
+                headers, generation = credentials.headers()
+                if headers is None:
+                    await self._exchange()
+                    headers, generation = credentials.stored_headers()
+        call.auth_generation = generation
+        return headers
+
+    async def _exchange(self) -> None:
+        """Exchange the API key for a token (with the lock held); retried like a GET."""
+        call = self._start(self._exchange_request())
+        try:
+            response = await self._send_call(call)
+        except ImmutaError as error:
+            self._exchange_error(error)
+            return
+        token, lifetime = self._parse_exchange(call, response)
+        if self._credentials.on_secret is not None:
+            registered = self._credentials.on_secret(token)
+            if inspect.isawaitable(registered):
+                await registered
+        self._credentials.store_token(token, lifetime)
+
     async def _attempt(self, call: Call) -> Answer:
         # Read timeouts apply to each socket read; the call's deadline caps the whole attempt,
         # so a server that trickles its answer cannot stretch a call past the total timeout.
+        # Before the deadline and outside the in-flight slots: an exchange is a call of its own
+        # (its own deadline and retries) and needs one of the slots.
+        headers = await self._authorization(call)
         try:
-            return await _within(self._send_once(call), call.deadline - time.monotonic())
+            return await _within(self._send_once(call, headers), call.deadline - time.monotonic())
         except TimeoutError:
             raise httpx.ReadTimeout("the call's total timeout was used up") from None
 
-    async def _send_once(self, call: Call) -> Answer:
+    async def _send_once(self, call: Call, headers: dict[str, str] | None) -> Answer:
         request = call.request
         response: Answer
         async with self._in_flight:
+            headers = self._latest_authorization(call, headers)
             if self._aiohttp is not None:
-                response = await self._aiohttp.send(request, self._attempt_budget(call))
+                response = await self._aiohttp.send(request, self._attempt_budget(call), headers)
             else:
                 assert self._http is not None  # one of the two exists
                 response = await self._http.request(
@@ -201,6 +257,7 @@ class AsyncImmutaClient(ClientCore):
                     request.path,
                     params=request.params,
                     json=request.json,
+                    headers=headers,
                     timeout=self._begin_attempt(call),
                 )
         if not 200 <= response.status_code < 300:
@@ -210,16 +267,26 @@ class AsyncImmutaClient(ClientCore):
     async def _send(self, request: Request) -> tuple[Call, Answer]:
         call = self._start(request)
         try:
+            return call, await self._send_call(call)
+        except ImmutaAuthenticationError:
+            if not self._rejected(call):
+                raise
+        # The token was refused (expired early, or revoked): once more with a new one.
+        repeat = Call(request, call.deadline)
+        return repeat, await self._send_call(repeat)
+
+    async def _send_call(self, call: Call) -> Answer:
+        try:
             # The first attempt runs outside tenacity: most calls succeed, and setting up a
             # tenacity loop for each of them would cost more than the rest of the client.
             try:
-                return call, await self._attempt(call)
+                return await self._attempt(call)
             except Exception as error:
                 if not self._may_retry(call, error):
                     raise
                 first_error = error
             # Retried outside the except block, so later errors do not chain onto the first.
-            return call, await self._retry(call, first_error)
+            return await self._retry(call, first_error)
         except httpx.RequestError as error:
             raise self._transport_error(call, error) from error
 

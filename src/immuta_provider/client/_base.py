@@ -13,7 +13,7 @@ import platform
 import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -22,6 +22,18 @@ from pydantic import SecretStr, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from immuta_provider import __version__
+from immuta_provider.client.auth import (
+    DEFAULT_AUTH_METHOD,
+    EXCHANGE_API_KEY,
+    EXCHANGE_MISSING_STATUSES,
+    EXCHANGE_PATH,
+    AuthMethod,
+    Credentials,
+    ExchangeAnswerError,
+    exchange_failed,
+    parse_exchange_answer,
+    validate_auth_method,
+)
 from immuta_provider.client.endpoints import Endpoint
 from immuta_provider.client.envelopes import (
     EnvelopeMismatch,
@@ -31,6 +43,7 @@ from immuta_provider.client.envelopes import (
 )
 from immuta_provider.client.errors import (
     ImmutaAPIError,
+    ImmutaError,
     ImmutaResponseError,
     ImmutaTimeoutError,
     ImmutaTransportError,
@@ -118,6 +131,7 @@ class ClientConfig:
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT
     retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP
     verify: bool | str = True
+    auth_method: AuthMethod = DEFAULT_AUTH_METHOD
 
     @classmethod
     def create(
@@ -131,6 +145,7 @@ class ClientConfig:
         total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
         retry_after_cap: float = DEFAULT_RETRY_AFTER_CAP,
         verify: bool | str = True,
+        auth_method: str = DEFAULT_AUTH_METHOD,
     ) -> ClientConfig:
         """Validate the settings and build the config."""
         if not isinstance(verify, bool | str):
@@ -146,6 +161,7 @@ class ClientConfig:
             total_timeout=validate_positive_number(total_timeout, "total_timeout"),
             retry_after_cap=validate_non_negative_number(retry_after_cap, "retry_after_cap"),
             verify=verify,
+            auth_method=validate_auth_method(auth_method),
         )
 
     def __repr__(self) -> str:
@@ -153,7 +169,8 @@ class ClientConfig:
             f"ClientConfig(base_url={self.base_url!r}, api_key={self.api_key!r}, "
             f"max_retries={self.max_retries}, connect_timeout={self.connect_timeout}, "
             f"read_timeout={self.read_timeout}, total_timeout={self.total_timeout}, "
-            f"retry_after_cap={self.retry_after_cap}, verify={self.verify!r})"
+            f"retry_after_cap={self.retry_after_cap}, verify={self.verify!r}, "
+            f"auth_method={self.auth_method!r})"
         )
 
 
@@ -200,7 +217,7 @@ class Request:
 class Call:
     """The state of one call while it is attempted (and retried)."""
 
-    __slots__ = ("attempts", "deadline", "method", "path", "request")
+    __slots__ = ("attempts", "auth_generation", "deadline", "method", "path", "request")
 
     def __init__(self, request: Request, deadline: float) -> None:
         self.request = request
@@ -208,6 +225,8 @@ class Call:
         self.path = request.path
         self.deadline = deadline
         self.attempts = 0
+        # The token generation (Credentials.generation) the last attempt was sent with.
+        self.auth_generation = -1
 
     def context(self, attempts: int | None = None) -> RequestContext:
         """What errors of this call carry (no headers, no query string, no body)."""
@@ -289,8 +308,11 @@ def error_message(content: bytes) -> tuple[str, str]:
 class ClientCore:
     """Shared, I/O-free part of :class:`ImmutaClient` and :class:`AsyncImmutaClient`."""
 
-    def __init__(self, config: ClientConfig) -> None:
+    def __init__(
+        self, config: ClientConfig, *, on_secret: Callable[[str], Any] | None = None
+    ) -> None:
         self._config = config
+        self._credentials = Credentials(config.api_key, config.auth_method, on_secret=on_secret)
         self._retry_policy = RetryPolicy(
             max_retries=config.max_retries, retry_after_cap=config.retry_after_cap
         )
@@ -312,10 +334,33 @@ class ClientCore:
         """The tenant URL, without a trailing slash."""
         return self._config.base_url
 
+    @property
+    def auth_method(self) -> str:
+        """The configured authentication method (``auto``, ``exchange``, ``bearer-key``,
+        ``raw-key``)."""
+        return self._config.auth_method
+
+    @property
+    def auth_description(self) -> str:
+        """How this client authenticates, in words (for ``auto``: what it found out)."""
+        return self._credentials.description
+
+    @property
+    def authenticated_by(self) -> str | None:
+        """The method in use: ``"exchange"``, ``"bearer-key"`` or ``"raw-key"``; ``None`` while
+        ``auto`` has not tried the exchange yet."""
+        return self._credentials.resolved
+
+    @property
+    def token_exchanges(self) -> int:
+        """How many times this client exchanged the API key for a token."""
+        return self._credentials.exchanges
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(base_url={self._config.base_url!r}, "
-            f"max_retries={self._config.max_retries})"
+            f"max_retries={self._config.max_retries}, "
+            f"auth_method={self._config.auth_method!r})"
         )
 
     def _verify(self) -> bool | ssl.SSLContext:
@@ -329,12 +374,59 @@ class ClientCore:
         return httpx.create_ssl_context(verify=self._verify())
 
     def _headers(self) -> dict[str, str]:
-        """The headers of every request (the API key only ever travels here)."""
-        return {
-            "Authorization": f"Bearer {self._config.api_key.get_secret_value()}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
+        """The headers of every request. ``Authorization`` is per request (``_authorization``):
+        it changes when a token is renewed, and the exchange goes without it."""
+        return {"User-Agent": USER_AGENT, "Accept": "application/json"}
+
+    # --- authentication (the I/O is the clients'; the state is in ``auth.Credentials``) ----
+
+    def _exchange_request(self) -> Request:
+        return Request(EXCHANGE_API_KEY, EXCHANGE_PATH, None, self._credentials.exchange_body())
+
+    def _exchange_error(self, error: ImmutaError) -> None:
+        """Fall back to the key itself when ``auto`` meets a tenant without the exchange;
+        otherwise raise ``error`` reworded to say that the exchange failed."""
+        if (
+            isinstance(error, ImmutaAPIError)
+            and error.status_code in EXCHANGE_MISSING_STATUSES
+            and self._credentials.exchange_missing()
+        ):
+            return
+        raise exchange_failed(error) from None
+
+    def _parse_exchange(self, call: Call, response: Answer) -> tuple[str, float | None]:
+        """The token and its lifetime from the exchange's 2xx answer."""
+        try:
+            return parse_exchange_answer(response.content)
+        except ExchangeAnswerError as problem:
+            # No body excerpt: a malformed answer may still hold the token.
+            raise exchange_failed(
+                ImmutaResponseError(
+                    f"Immuta answered {response.status_code} with {problem}",
+                    status_code=response.status_code,
+                    body_excerpt="",
+                    request=call.context(),
+                )
+            ) from None
+
+    def _latest_authorization(
+        self, call: Call, headers: dict[str, str] | None
+    ) -> dict[str, str] | None:
+        """The newest token's headers at the moment of sending (a request that waited for a
+        free connection may have been given an older one), else ``headers``."""
+        if headers is None:
+            return None
+        latest, generation = self._credentials.stored_headers()
+        if latest is None:  # dropped after a 401 and not renewed yet: send what we have
+            return headers
+        call.auth_generation = generation
+        return latest
+
+    def _rejected(self, call: Call) -> bool:
+        """An ``/api/`` call answered 401: whether to exchange again and repeat it once."""
+        return call.request.endpoint.authenticated and self._credentials.rejected(
+            call.auth_generation
+        )
 
     def _http_options(self) -> dict[str, Any]:
         """Keyword arguments for the httpx client (one pool per client, keep-alive)."""
@@ -387,15 +479,21 @@ class ClientCore:
         )
 
     def _redact(self, text: str) -> str:
-        """``text`` without the API key (a server or proxy may echo it in an error body)."""
-        key = self._config.api_key.get_secret_value()
-        return text.replace(key, "***") if key in text else text
+        """``text`` without the API key or its tokens (a server or proxy may echo them in an
+        error body)."""
+        for secret in self._credentials.secrets():
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
 
     def _redacted_body(self, response: Answer) -> bytes:
-        # Before cutting the body into an excerpt, so that no part of the key survives the cut.
-        key = self._config.api_key.get_secret_value().encode()
+        # Before cutting the body into an excerpt, so that no part of a secret survives the cut.
         content = response.content
-        return content.replace(key, b"***") if key in content else content
+        for secret in self._credentials.secrets():
+            encoded = secret.encode()
+            if encoded in content:
+                content = content.replace(encoded, b"***")
+        return content
 
     def _api_error(self, call: Call, response: Answer) -> ImmutaAPIError:
         """The exception for a non-2xx response (built from the body and headers, no request)."""

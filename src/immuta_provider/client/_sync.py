@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -26,6 +27,8 @@ from immuta_provider.client._base import (
     prepare_request,
 )
 from immuta_provider.client._deadline import CALL_DEADLINE, deadline_transport
+from immuta_provider.client.auth import DEFAULT_AUTH_METHOD
+from immuta_provider.client.errors import ImmutaAuthenticationError, ImmutaError
 from immuta_provider.client.models import (
     CancelTaskRunResult,
     Connection,
@@ -43,7 +46,7 @@ class ImmutaClient(ClientCore):
 
     Args:
         base_url: the tenant, e.g. ``https://acme.hosted.immutacloud.com`` (http or https).
-        api_key: an Immuta API key; kept as a ``SecretStr`` and sent only as a Bearer header.
+        api_key: an Immuta API key; kept as a ``SecretStr``, never logged or shown.
         max_retries: retries after the first attempt, for retryable failures only.
         connect_timeout: seconds to establish a connection.
         read_timeout: seconds to wait for data from the server.
@@ -52,6 +55,16 @@ class ImmutaClient(ClientCore):
         verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
         transport: an ``httpx.BaseTransport`` to send through (tests, benchmarks).
         sleep: how to wait between retries (tests pass a recorder instead of ``time.sleep``).
+        auth_method: ``"auto"`` (the default: exchange the key for a token at
+            ``POST /bim/apikey/authenticate``, or send ``Bearer <API key>`` where the tenant has
+            no exchange), ``"exchange"``, ``"bearer-key"`` or ``"raw-key"`` (``Authorization:
+            <API key>``). See ``immuta_provider.client.auth``.
+        on_secret: called with each new token before it is used (a hook passes Airflow's
+            ``mask_secret``).
+
+    The token is shared by every thread using the client, renewed before it expires and when
+    Immuta answers 401 (that call is repeated once); threads that meet an expired token together
+    wait for one exchange.
 
     One connection pool per client: reuse the client and close it (``with ImmutaClient(...)``
     or :meth:`close`).
@@ -70,6 +83,8 @@ class ImmutaClient(ClientCore):
         verify: bool | str = True,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        auth_method: str = DEFAULT_AUTH_METHOD,
+        on_secret: Callable[[str], object] | None = None,
     ) -> None:
         super().__init__(
             ClientConfig.create(
@@ -81,8 +96,11 @@ class ImmutaClient(ClientCore):
                 total_timeout=total_timeout,
                 retry_after_cap=retry_after_cap,
                 verify=verify,
-            )
+                auth_method=auth_method,
+            ),
+            on_secret=on_secret,
         )
+        self._auth_lock = threading.Lock()
         options = self._http_options()
         if transport is None:
             # Every socket operation ends by the call's deadline (_deadline.py): a server that
@@ -95,8 +113,38 @@ class ImmutaClient(ClientCore):
 
     # --- sending ---------------------------------------------------------------------------
 
+    def _authorization(self, call: Call) -> dict[str, str] | None:
+        """The ``Authorization`` header for this attempt; exchanges the key first if needed."""
+        if not call.request.endpoint.authenticated:
+            return None
+        credentials = self._credentials
+        headers, generation = credentials.headers()
+        if headers is None:
+            with self._auth_lock:
+                # Whoever held the lock before us may have renewed the token already.
+                headers, generation = credentials.headers()
+                if headers is None:
+                    self._exchange()
+                    headers, generation = credentials.stored_headers()
+        call.auth_generation = generation
+        return headers
+
+    def _exchange(self) -> None:
+        """Exchange the API key for a token (with the lock held); retried like a GET."""
+        call = self._start(self._exchange_request())
+        try:
+            response = self._send_call(call)
+        except ImmutaError as error:
+            self._exchange_error(error)
+            return
+        token, lifetime = self._parse_exchange(call, response)
+        if self._credentials.on_secret is not None:
+            self._credentials.on_secret(token)
+        self._credentials.store_token(token, lifetime)
+
     def _attempt(self, call: Call) -> httpx.Response:
         request = call.request
+        headers = self._authorization(call)
         timeout = self._begin_attempt(call)
         token = CALL_DEADLINE.set(call.deadline)
         try:
@@ -105,6 +153,7 @@ class ImmutaClient(ClientCore):
                 request.path,
                 params=request.params,
                 json=request.json,
+                headers=headers,
                 timeout=timeout,
             )
         finally:
@@ -116,16 +165,26 @@ class ImmutaClient(ClientCore):
     def _send(self, request: Request) -> tuple[Call, httpx.Response]:
         call = self._start(request)
         try:
+            return call, self._send_call(call)
+        except ImmutaAuthenticationError:
+            if not self._rejected(call):
+                raise
+        # The token was refused (expired early, or revoked): once more with a new one.
+        repeat = Call(request, call.deadline)
+        return repeat, self._send_call(repeat)
+
+    def _send_call(self, call: Call) -> httpx.Response:
+        try:
             # The first attempt runs outside tenacity: most calls succeed, and setting up a
             # tenacity loop for each of them would cost more than the rest of the client.
             try:
-                return call, self._attempt(call)
+                return self._attempt(call)
             except Exception as error:
                 if not self._may_retry(call, error):
                     raise
                 first_error = error
             # Retried outside the except block, so later errors do not chain onto the first.
-            return call, self._retry(call, first_error)
+            return self._retry(call, first_error)
         except httpx.RequestError as error:
             raise self._transport_error(call, error) from error
 

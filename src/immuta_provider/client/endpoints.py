@@ -82,6 +82,7 @@ class Endpoint(Generic[M]):
         items_key: for listing endpoints, the envelope key holding the items.
         page_in: for listing endpoints, where ``page_size`` and the cursor go ("query" sends
             ``page[limit]`` / ``page[cursor]``, "body" sends ``{"page": {"limit", "cursor"}}``).
+        authenticated: sent with the ``Authorization`` header (all but the API key exchange).
     """
 
     name: str
@@ -94,6 +95,7 @@ class Endpoint(Generic[M]):
     idempotent: bool = False
     items_key: str | None = None
     page_in: Literal["query", "body"] | None = None
+    authenticated: bool = True
 
     @cached_property
     def items_adapter(self) -> TypeAdapter[list[M]]:

@@ -62,6 +62,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 
 def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
     """Whether a failed attempt may be repeated."""
+    if getattr(error, "auth_step", None) == "exchange":
+        # The key exchange before this attempt failed after retries of its own.
+        return False
     if isinstance(error, NEVER_SENT_ERRORS):
         return True
     if isinstance(error, ImmutaAPIError) and error.status_code in NOT_PROCESSED_STATUS_CODES:

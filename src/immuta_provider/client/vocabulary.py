@@ -101,3 +101,13 @@ def is_terminal_status(status: str | None) -> bool:
     An unknown status is treated as not terminal: callers keep polling until their own deadline.
     """
     return status is not None and str.__str__(status) in TERMINAL_STATUSES
+
+
+AUTH_METHODS: tuple[str, ...] = ("auto", "exchange", "bearer-key", "raw-key")
+"""How a client uses its API key (``client/auth.py``; the first is the default): ``auto``
+exchanges it for a token, or sends it as a bearer token where the tenant has no exchange;
+``exchange``; ``bearer-key`` (``Authorization: Bearer <API key>``); ``raw-key``
+(``Authorization: <API key>``)."""
+
+TOKEN_EXCHANGE_PATH = "/bim/apikey/authenticate"  # noqa: S105 - a path, not a secret
+"""Where Immuta exchanges an API key for a bearer token [Immuta's API docs]."""

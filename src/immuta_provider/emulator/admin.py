@@ -100,7 +100,17 @@ def admin_router(emulator: Emulator) -> APIRouter:
             "faults_by_kind": dict(counted.faults_by_kind),
             "tasks_created": dict(state.tasks_created),
             "child_tasks_created": dict(state.child_tasks_created),
+            "auth": emulator.auth.counters(),
         }
+
+    @router.get("/tokens")
+    async def tokens() -> dict[str, list[str]]:
+        # Every token ever issued: the secret canary searches Airflow's traces for them.
+        return {"issued": list(emulator.auth.issued)}
+
+    @router.delete("/tokens")
+    async def revoke_tokens() -> dict[str, int]:
+        return {"revoked": emulator.auth.revoke_all()}
 
     @router.get("/connections/{connection_key}/behaviour")
     async def get_behaviour(connection_key: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from .dialect import DOCUMENTED, Dialect, DialectError
 from .faults import FaultSpec
 from .scheduler import Behaviour
 from .seed import SEEDS
+from .tokens import AUTH_MODES, DEFAULT_AUTH_MODE, DEFAULT_TOKEN_TTL
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long a task run takes from creation to its end",
     )
+    parser.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        default=DEFAULT_AUTH_MODE,
+        help=(
+            "what /api/ accepts: any (the key as a bearer, the raw key, or an exchanged token), "
+            "exchange-only (tokens from POST /bim/apikey/authenticate only), key-only (the key; "
+            f"no exchange endpoint). Default {DEFAULT_AUTH_MODE}"
+        ),
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=_positive_seconds,
+        default=DEFAULT_TOKEN_TTL,
+        metavar="SECONDS",
+        help=f"how long an exchanged token is accepted (default {DEFAULT_TOKEN_TTL:g})",
+    )
     parser.add_argument("--state-file", type=Path, help="persist state in this SQLite file")
     parser.add_argument("--faults", type=Path, metavar="FILE.json", help="faults to start with")
     parser.add_argument("--access-log", type=Path, help="write the access log to this file")
@@ -72,6 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer like a tenant with other status names and list envelope (docs/emulator.md)",
     )
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
 
 
 def load_faults_file(path: Path) -> tuple[list[FaultSpec], dict[str, Behaviour]]:
@@ -174,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=faults,
         behaviours=behaviours,
         dialect=dialect,
+        auth=args.auth,
+        token_ttl=args.token_ttl,
     )
     started = time.perf_counter()
     emulator = Emulator(config)
@@ -198,6 +228,11 @@ def _serve(args: argparse.Namespace, emulator: Emulator, seed_seconds: float) ->
     print(f"API key: {emulator.config.api_keys[0]}", flush=True)
     if not emulator.config.dialect.is_documented:
         print(f"Dialect: {emulator.config.dialect.name}", flush=True)
+    if emulator.config.auth != DEFAULT_AUTH_MODE or emulator.config.token_ttl != DEFAULT_TOKEN_TTL:
+        print(
+            f"Auth: {emulator.config.auth}, tokens live {emulator.config.token_ttl:g} s",
+            flush=True,
+        )
     print(
         f"Ready: {len(state.connections)} connections, {len(state.inventory)} data objects "
         f"({seed_seconds:.2f} s to load)",

@@ -7,9 +7,8 @@ replaces its state with a freshly seeded one.
 from __future__ import annotations
 
 import copy
-import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .persistence import StateFile
 from .scheduler import Behaviour
 from .seed import seed_state
 from .state import State
+from .tokens import DEFAULT_AUTH_MODE, DEFAULT_TOKEN_TTL, Authenticator
 
 DEFAULT_API_KEY = "immuta-demo-key"
 DEFAULT_SYNC_DURATION = 2.0
@@ -36,6 +36,8 @@ class EmulatorConfig:
     faults: list[FaultSpec] = field(default_factory=list)
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     dialect: Dialect = DOCUMENTED
+    auth: str = DEFAULT_AUTH_MODE
+    token_ttl: float = DEFAULT_TOKEN_TTL
 
 
 class Emulator:
@@ -49,8 +51,9 @@ class Emulator:
         self.counters = Counters()
         self._clock = clock
         self._clock_offset = 0.0
-        # Keys as bytes, compared in constant time; principals name who created a task.
-        self._keys = [(key.encode(), f"api-key-{n}") for n, key in enumerate(config.api_keys, 1)]
+        self.auth = Authenticator(
+            config.api_keys, mode=config.auth, token_ttl=config.token_ttl, clock=self.now
+        )
         self._state_file = StateFile(config.state_file) if config.state_file else None
         if self._state_file is not None and self._state_file.has_state():
             self.state = self._empty_state()
@@ -92,24 +95,15 @@ class Emulator:
         self.state = self._seeded_state()
         self.faults.clear()
         self.counters.clear()
+        self.auth.clear_counters()
         if self._state_file is not None:
             self._state_file.save_all(self.state)
         self.state.clear_dirty()
 
-    def authenticate(self, headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-        """The principal behind ``Authorization: Bearer <key>``, or None."""
-        for name, value in headers:
-            if name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                if scheme.lower() != b"bearer":
-                    return None
-                token = token.strip()
-                principal = None
-                for key, who in self._keys:
-                    if hmac.compare_digest(key, token):
-                        principal = who
-                return principal
-        return None
+    def authenticate(self, authorization: bytes | None) -> tuple[str | None, str | None]:
+        """``(principal, None)`` for an accepted ``Authorization`` value (the API key or a
+        token, as the auth mode allows), else ``(None, why)``; see ``tokens.py``."""
+        return self.auth.authenticate(authorization)
 
     def save(self) -> None:
         """Write what changed to the state file (without one, just forget what changed)."""

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .core import Emulator
 from .faults import Fault
 from .rules import ApiError, connection_key_problem, error_bytes, is_uuid
+from .tokens import EXCHANGE_PATH, UNAUTHORIZED_MESSAGES
 
 ADMIN_PREFIX = "/_emulator/"
 API_PREFIX = "/api/"
@@ -27,7 +28,6 @@ PROXY_HTML = (
     b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
 )
 _ROUTE_CACHE_LIMIT = 50_000
-_UNAUTHORIZED = "Missing or invalid API key: send the header 'Authorization: Bearer <API key>'."
 _TASK_RUN_PATH = re.compile(r"^/api/connections/([^/]+)/tasks/([^/]+)/runs/([^/]+)$")
 
 
@@ -64,13 +64,16 @@ class EmulatorMiddleware:
             if continue_with is None:
                 return
             send = continue_with
+        if path == EXCHANGE_PATH and emulator.auth.exchange_enabled:
+            await self._exchange(scope, receive, send)
+            return
         if path.startswith(API_PREFIX):
-            principal = emulator.authenticate(scope["headers"])
+            principal, why = emulator.authenticate(_header(scope, b"authorization"))
             if principal is None:
                 await _answer(
                     send,
                     401,
-                    error_bytes(401, _UNAUTHORIZED),
+                    error_bytes(401, UNAUTHORIZED_MESSAGES[why or ""]),
                     extra_headers=[(b"www-authenticate", b"Bearer")],
                 )
                 return
@@ -81,6 +84,29 @@ class EmulatorMiddleware:
                 await self.app(scope, receive, send)
         finally:
             emulator.save()
+
+    async def _exchange(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /bim/apikey/authenticate``: a token for an API key (see ``tokens.py``)."""
+        if scope["method"] != "POST":
+            refusal = f"Method {scope['method']} is not allowed on {EXCHANGE_PATH}."
+            await _answer(send, 405, error_bytes(405, refusal), extra_headers=[(b"allow", b"POST")])
+            return
+        body = b""
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        content_type = (_header(scope, b"content-type") or b"").decode("latin-1")
+        status, answer = self.emulator.auth.exchange(
+            body, content_type, _header(scope, b"authorization")
+        )
+        if status != 200:
+            await _answer(send, status, error_bytes(status, answer))
+            return
+        await _answer(send, 200, json.dumps(answer, separators=(",", ":")).encode())
 
     async def _fast_get_run(self, path: str, send: Send) -> bool:
         """Answer ``GET .../tasks/{taskId}/runs/{runId}`` without FastAPI's routing and parameter
@@ -148,6 +174,13 @@ class EmulatorMiddleware:
             await _answer(send, spec.status, body, extra_headers=headers)
             return None
         return send  # latency only
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
 
 
 async def _buffered(receive: Receive) -> Receive:

@@ -82,7 +82,8 @@ class EmulatorAdmin(httpx.Client):
 
     def counters(self) -> dict[str, Any]:
         """``requests``, ``by_route``, ``faults``, ``faults_by_kind``, ``tasks_created``,
-        ``child_tasks_created``."""
+        ``child_tasks_created``, ``auth`` (``exchanges``, ``exchanges_refused``,
+        ``unauthorized`` by cause, ``mode``, ``token_ttl``)."""
         counters: dict[str, Any] = self._call("GET", "counters")
         return counters
 
@@ -97,6 +98,16 @@ class EmulatorAdmin(httpx.Client):
     def clear_behaviour(self, connection_key: str) -> None:
         """Back to the default behaviour for that connection."""
         self._call("DELETE", f"connections/{connection_key}/behaviour")
+
+    def tokens(self) -> list[str]:
+        """Every token the emulator issued (for leak scans)."""
+        issued: list[str] = self._call("GET", "tokens")["issued"]
+        return issued
+
+    def revoke_tokens(self) -> int:
+        """Forget every issued token (the next call with one gets 401); returns how many."""
+        revoked: int = self._call("DELETE", "tokens")["revoked"]
+        return revoked
 
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator's clock forward (runs progress as if that time had passed)."""
@@ -153,6 +164,8 @@ def emulator_command(
     seed_objects: int = 0,
     sync_duration: float | None = None,
     api_keys: Sequence[str] = (),
+    auth: str | None = None,
+    token_ttl: float | None = None,
     state_file: str | Path | None = None,
     faults_file: str | Path | None = None,
     access_log: str | Path | None = None,
@@ -171,6 +184,10 @@ def emulator_command(
         command += ["--sync-duration", str(sync_duration)]
     for key in api_keys:
         command += ["--api-key", key]
+    if auth is not None:
+        command += ["--auth", auth]
+    if token_ttl is not None:
+        command += ["--token-ttl", str(token_ttl)]
     for flag, value in (
         ("--state-file", state_file),
         ("--faults", faults_file),

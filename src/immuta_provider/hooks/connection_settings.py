@@ -12,7 +12,8 @@ The rules (also in docs/connection.md):
 * ``port`` is optional; it must agree with a port written in the URL.
 * ``password`` is the API key. ``login`` and ``schema`` are not used.
 * Extras: ``timeout`` (seconds per HTTP request, default 30), ``max_retries`` (default 3),
-  ``verify_ssl`` (default true), ``ca_bundle`` (path to a PEM bundle), ``scheme``, and the
+  ``verify_ssl`` (default true), ``ca_bundle`` (path to a PEM bundle), ``scheme``,
+  ``auth_method`` (``auto``, ``exchange``, ``bearer-key``, ``raw-key``; default ``auto``), and the
   tenant's run status names ``success_statuses`` / ``failure_statuses`` / ``active_statuses``
   (each a JSON list or a comma-separated string; ``client/statuses.py``). Each may also
   be spelled ``extra__immuta__<name>`` (the prefix older Airflow UIs wrote). URI-form connections
@@ -37,10 +38,12 @@ from immuta_provider.client.statuses import (
     RunStatuses,
     parse_status_list,
 )
+from immuta_provider.client.vocabulary import AUTH_METHODS
 
 CONN_TYPE = "immuta"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 3
+DEFAULT_AUTH_METHOD = AUTH_METHODS[0]
 # The client's connect timeout; a slow TCP handshake is a symptom, not a reason to wait 30 s.
 MAX_CONNECT_TIMEOUT = 10.0
 # Floor for the wall-clock cap on one client call, retries and Retry-After waits included.
@@ -78,6 +81,8 @@ class ImmutaConnectionSettings:
     :param max_retries: Retries after the first attempt, for retryable failures only.
     :param verify: TLS verification: ``True``, ``False`` or the path of a CA bundle.
     :param statuses: The tenant's run status names (success, failure, still going).
+    :param auth_method: How the API key is used: ``auto``, ``exchange``, ``bearer-key`` or
+        ``raw-key`` (docs/connection.md).
     """
 
     conn_id: str
@@ -87,6 +92,7 @@ class ImmutaConnectionSettings:
     max_retries: int = DEFAULT_MAX_RETRIES
     verify: bool | str = True
     statuses: RunStatuses = field(default_factory=RunStatuses)
+    auth_method: str = DEFAULT_AUTH_METHOD
 
     @property
     def success_statuses(self) -> tuple[str, ...]:
@@ -110,7 +116,14 @@ class ImmutaConnectionSettings:
         Hashing keeps the API key out of registry keys and debug output.
         """
         material = json.dumps(
-            [self.base_url, self.api_key, self.timeout, self.max_retries, self.verify]
+            [
+                self.base_url,
+                self.api_key,
+                self.timeout,
+                self.max_retries,
+                self.verify,
+                self.auth_method,
+            ]
         )
         return hashlib.sha256(material.encode()).hexdigest()[:32]
 
@@ -126,6 +139,7 @@ class ImmutaConnectionSettings:
             # Room for every attempt to use its whole timeout, plus backoff between them.
             "total_timeout": max(MIN_TOTAL_TIMEOUT, self.timeout * (retries + 1) * 2),
             "verify": self.verify,
+            "auth_method": self.auth_method,
         }
 
 
@@ -269,6 +283,7 @@ def settings_from_connection(conn: AirflowConnectionLike) -> ImmutaConnectionSet
     ca_bundle = _extra(extras, "ca_bundle")
     if verify and ca_bundle is not None:
         verify = str(ca_bundle).strip()
+    auth_method = _auth_method(conn_id, _extra(extras, "auth_method"))
     return ImmutaConnectionSettings(
         conn_id=conn_id,
         base_url=base_url,
@@ -277,4 +292,17 @@ def settings_from_connection(conn: AirflowConnectionLike) -> ImmutaConnectionSet
         max_retries=int(retries),
         verify=verify,
         statuses=_run_statuses(conn_id, extras),
+        auth_method=auth_method,
     )
+
+
+def _auth_method(conn_id: str, value: Any) -> str:
+    if value is None:
+        return DEFAULT_AUTH_METHOD
+    method = str(value).strip().lower().replace("_", "-")
+    if method not in AUTH_METHODS:
+        raise InvalidImmutaConnection(
+            f"Airflow connection {conn_id!r}: extra 'auth_method' must be one of "
+            f"{', '.join(AUTH_METHODS)}, got {value!r}."
+        )
+    return method

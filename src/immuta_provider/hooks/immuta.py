@@ -15,6 +15,7 @@ from immuta_provider._compat import (
     mask_secret,
 )
 from immuta_provider.client import AsyncImmutaClient, ImmutaClient, ui
+from immuta_provider.client.auth import DESCRIPTIONS
 from immuta_provider.client.errors import (
     ImmutaAPIError,
     ImmutaAuthenticationError,
@@ -26,6 +27,7 @@ from immuta_provider.client.errors import (
     ImmutaTransportError,
 )
 from immuta_provider.client.statuses import RunStatuses
+from immuta_provider.client.vocabulary import TOKEN_EXCHANGE_PATH
 from immuta_provider.hooks.connection_settings import (
     CONN_TYPE,
     MAX_CONNECT_TIMEOUT,
@@ -77,6 +79,7 @@ class ImmutaHook(BaseHook):
         from wtforms import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
             BooleanField,
             IntegerField,
+            SelectField,
             StringField,
         )
         from wtforms.validators import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -121,6 +124,16 @@ class ImmutaHook(BaseHook):
                 )
                 for name in connection_form.STATUS_FIELDS
             },
+            "auth_method": SelectField(
+                lazy_gettext(labels["auth_method"]),
+                choices=[
+                    method
+                    for method in connection_form.CONN_FIELDS["auth_method"]["schema"]["enum"]
+                    if method
+                ],
+                description=helps["auth_method"],
+                default=connection_form.CONN_FIELDS["auth_method"]["schema"]["default"],
+            ),
         }
 
     @classmethod
@@ -198,7 +211,10 @@ class ImmutaHook(BaseHook):
 
         :param max_retries: Override the connection's retry count (e.g. 0 for a quick probe).
         """
-        return ImmutaClient(**self.settings.client_kwargs(max_retries=max_retries))
+        # Each token the client gets is masked in task logs like the key.
+        return ImmutaClient(
+            **self.settings.client_kwargs(max_retries=max_retries), on_secret=mask_secret
+        )
 
     @asynccontextmanager
     async def shared_async_client(self) -> AsyncIterator[AsyncImmutaClient]:
@@ -238,15 +254,45 @@ class ImmutaHook(BaseHook):
             settings = self.settings
         except AirflowException as exc:
             return False, str(exc)
+        client: ImmutaClient | None = None
         try:
             with self.new_client(max_retries=_TEST_CONNECTION_RETRIES) as client:
                 client.list_connections(page_size=1).get_page()
         except ImmutaError as exc:
-            return False, _redact(describe_connection_failure(exc, settings), settings.api_key)
+            used = client.authenticated_by if client is not None else None
+            return False, _redact(
+                describe_connection_failure(exc, settings, authenticated_by=used),
+                settings.api_key,
+            )
         except (OSError, ValueError) as exc:  # e.g. an unreadable CA bundle
             message = f"Could not set up a client for {settings.base_url}: {exc}"
             return False, _redact(message, settings.api_key)
-        return True, f"Connected to Immuta at {settings.base_url}: the API key was accepted."
+        return True, (
+            f"Connected to Immuta at {settings.base_url}: authenticated by "
+            f"{client.auth_description} (auth_method {settings.auth_method})."
+        )
+
+
+def _describe_exchange_failure(exc: ImmutaError, url: str, conn: str) -> str:
+    """The connection test failed at ``POST /bim/apikey/authenticate``."""
+    status = exc.status_code if isinstance(exc, ImmutaAPIError) else None
+    where = f"POST {TOKEN_EXCHANGE_PATH}"
+    if status in (401, 403):
+        return (
+            f"Immuta at {url} refused the API key when exchanging it for a token ({where} "
+            f"answered {status}): set a valid key in the 'API key' field (the password) of {conn}."
+        )
+    if status in (404, 405):
+        return (
+            f"Immuta at {url} has no token exchange ({where} answered {status}): set the "
+            f"'auth_method' extra of {conn} to auto, bearer-key or raw-key."
+        )
+    if isinstance(exc, ImmutaResponseError):
+        return (
+            f"Immuta at {url} answered the token exchange ({where}) without a token: {exc}. Check "
+            f"the Immuta URL (host) of {conn}, or set its 'auth_method' extra to bearer-key."
+        )
+    return f"Exchanging the API key for a token at {url} failed: {exc}"
 
 
 def _redact(message: str, secret: str) -> str:
@@ -268,8 +314,17 @@ def _is_tls_failure(exc: BaseException) -> bool:
     return False
 
 
-def describe_connection_failure(exc: ImmutaError, settings: ImmutaConnectionSettings) -> str:
-    """A one-line diagnosis of a failed connection test, for the Airflow UI."""
+def describe_connection_failure(
+    exc: ImmutaError,
+    settings: ImmutaConnectionSettings,
+    *,
+    authenticated_by: str | None = None,
+) -> str:
+    """A one-line diagnosis of a failed connection test, for the Airflow UI.
+
+    :param authenticated_by: How the client authenticated when it failed (``exchange``,
+        ``bearer-key``, ``raw-key``; ``None``: not known), so a 401 can say which step failed.
+    """
     url = settings.base_url
     conn = f"Airflow connection {settings.conn_id!r}"
     if isinstance(exc, ImmutaTimeoutError):
@@ -286,10 +341,21 @@ def describe_connection_failure(exc: ImmutaError, settings: ImmutaConnectionSett
                 f"'ca_bundle' extra of {conn} to your CA bundle."
             )
         return f"Cannot reach {url}: {exc}. Check the Immuta URL (host) of {conn}."
-    if isinstance(exc, ImmutaAuthenticationError):
+    if getattr(exc, "auth_step", None) == "exchange":
+        return _describe_exchange_failure(exc, url, conn)
+    if isinstance(exc, ImmutaAuthenticationError) and authenticated_by == "exchange":
         return (
-            f"Immuta at {url} rejected the API key (401): set a valid key in the 'API key' "
-            f"field (the password) of {conn}."
+            f"The API key was exchanged for a token, but Immuta at {url} refused the token for "
+            f"GET /api/connections (401): the key's user may lack permission to use the "
+            f"Connections API; if this tenant wants the key itself, set the 'auth_method' extra "
+            f"of {conn} to bearer-key or raw-key."
+        )
+    if isinstance(exc, ImmutaAuthenticationError):
+        sent = DESCRIPTIONS.get(authenticated_by or "", "sending the API key")
+        return (
+            f"Immuta at {url} rejected the API key (401) when {sent}: set a valid key in the "
+            f"'API key' field (the password) of {conn}; if this tenant wants a token, set its "
+            "'auth_method' extra to auto or exchange."
         )
     if isinstance(exc, ImmutaPermissionError):
         return (

@@ -84,9 +84,11 @@ class SharedAsyncClientRegistry:
 
 
 def _new_async_client(settings: ImmutaConnectionSettings) -> AsyncImmutaClient:
+    from immuta_provider._compat import amask_secret
     from immuta_provider.client import AsyncImmutaClient
 
-    return AsyncImmutaClient(**settings.client_kwargs())
+    # One token for every trigger of the connection, masked in task logs like the key.
+    return AsyncImmutaClient(**settings.client_kwargs(), on_secret=amask_secret)
 
 
 shared_async_clients = SharedAsyncClientRegistry(_new_async_client)

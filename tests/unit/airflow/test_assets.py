@@ -125,7 +125,10 @@ def _search_pages(total: int | None, requests: list[httpx.Request]) -> Any:
 def test_count_is_exact_for_a_small_inventory() -> None:
     requests: list[httpx.Request] = []
     client = ImmutaClient(
-        BASE, API_KEY, transport=httpx.MockTransport(_search_pages(250, requests))
+        BASE,
+        API_KEY,
+        transport=httpx.MockTransport(_search_pages(250, requests)),
+        auth_method="bearer-key",
     )
     assert count_data_objects(client, "k") == (250, True)
     assert len(requests) == 3
@@ -134,7 +137,10 @@ def test_count_is_exact_for_a_small_inventory() -> None:
 def test_count_stops_at_the_limit_for_a_large_inventory() -> None:
     requests: list[httpx.Request] = []
     client = ImmutaClient(
-        BASE, API_KEY, transport=httpx.MockTransport(_search_pages(None, requests))
+        BASE,
+        API_KEY,
+        transport=httpx.MockTransport(_search_pages(None, requests)),
+        auth_method="bearer-key",
     )
     assert count_data_objects(client, "k") == (MAX_COUNTED_DATA_OBJECTS, False)
     assert len(requests) == MAX_COUNTED_DATA_OBJECTS // 100
@@ -173,7 +179,11 @@ def _operator(monkeypatch: pytest.MonkeyPatch, handler: Any) -> ImmutaDataObject
     operator = ImmutaDataObjectSyncOperator(task_id="sync", connection_key="snowflake-prod")
     hook = ImmutaHook()
     hook._client = ImmutaClient(
-        BASE, API_KEY, transport=httpx.MockTransport(handler), max_retries=0
+        BASE,
+        API_KEY,
+        transport=httpx.MockTransport(handler),
+        max_retries=0,
+        auth_method="bearer-key",
     )
     operator._hook = hook
     return operator

@@ -129,6 +129,10 @@ def test_port_field_is_added_to_a_url_without_one() -> None:
         ({"host": "acme.example", "password": KEY, "extra": {"max_retries": -1}}, "max_retries"),
         ({"host": "acme.example", "password": KEY, "extra": {"max_retries": 1.5}}, "whole number"),
         ({"host": "acme.example", "password": KEY, "extra": {"verify_ssl": "maybe"}}, "verify_ssl"),
+        (
+            {"host": "acme.example", "password": KEY, "extra": {"auth_method": "oauth"}},
+            "'auth_method' must be one of auto, exchange, bearer-key, raw-key, got 'oauth'",
+        ),
     ],
 )
 def test_invalid_connections_name_the_connection_and_the_fix(
@@ -156,8 +160,35 @@ def test_fingerprint_changes_with_anything_that_shapes_the_client() -> None:
     other_timeout = settings_from_connection(
         from_json(host="https://acme.example", password=KEY, extra={"timeout": 3})
     )
+    other_auth = settings_from_connection(
+        from_json(host="https://acme.example", password=KEY, extra={"auth_method": "raw-key"})
+    )
     assert base.fingerprint == same.fingerprint
-    assert len({base.fingerprint, other_key.fingerprint, other_timeout.fingerprint}) == 3
+    fingerprints = {base, other_key, other_timeout, other_auth}
+    assert len({settings.fingerprint for settings in fingerprints}) == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, "auto"),
+        ({"auth_method": ""}, "auto"),
+        ({"auth_method": "exchange"}, "exchange"),
+        ({"auth_method": " Bearer_Key "}, "bearer-key"),
+        ({"extra__immuta__auth_method": "raw-key"}, "raw-key"),
+    ],
+)
+def test_auth_method_extra_defaults_to_auto_and_reaches_the_client(
+    extra: dict[str, str], expected: str
+) -> None:
+    from immuta_provider.client import ImmutaClient
+
+    settings = settings_from_connection(
+        from_json(host="https://acme.example", password=KEY, extra=extra)
+    )
+    assert settings.auth_method == expected
+    with ImmutaClient(**settings.client_kwargs()) as client:
+        assert client.auth_method == expected
 
 
 def test_client_kwargs_build_a_real_client() -> None:

@@ -176,7 +176,8 @@ def test_connection_test_diagnoses_what_answered(
     expected: str,
 ) -> None:
     url = serve(status, body, content_type)  # type: ignore[operator]
-    set_connection(monkeypatch, host=url, password=KEY)
+    # This server has no token exchange (it answers GET only): the key itself, as a bearer.
+    set_connection(monkeypatch, host=url, password=KEY, extra={"auth_method": "bearer-key"})
     ok, message = ImmutaHook().test_connection()
     assert not ok
     assert expected in message
@@ -194,10 +195,10 @@ def test_connection_test_succeeds_against_an_immuta_like_answer(
     monkeypatch: pytest.MonkeyPatch, serve: object
 ) -> None:
     url = serve(200, b'{"connections": [], "page": {"nextCursor": null}}')  # type: ignore[operator]
-    set_connection(monkeypatch, host=url, password=KEY)
+    set_connection(monkeypatch, host=url, password=KEY, extra={"auth_method": "bearer-key"})
     ok, message = ImmutaHook().test_connection()
     assert ok, message
-    assert "API key was accepted" in message
+    assert "authenticated by sending the API key as a bearer token" in message
 
 
 def test_connection_test_timeout_names_the_real_connect_and_read_timeouts() -> None:

@@ -73,7 +73,12 @@ class FakeHook:
     run_statuses = RunStatuses()
 
     def __init__(self, immuta: FakeImmuta) -> None:
-        self.client = ImmutaClient(BASE_URL, "unit-test-key", transport=httpx.MockTransport(immuta))
+        self.client = ImmutaClient(
+            BASE_URL,
+            "unit-test-key",
+            transport=httpx.MockTransport(immuta),
+            auth_method="bearer-key",
+        )
 
     def get_client(self) -> ImmutaClient:
         return self.client

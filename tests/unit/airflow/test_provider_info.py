@@ -80,6 +80,7 @@ def test_connection_form_declaration() -> None:
         "success_statuses",
         "failure_statuses",
         "active_statuses",
+        "auth_method",
     }
     for name in ("success_statuses", "failure_statuses", "active_statuses"):
         # A one-line description that says both spellings and the default.
@@ -87,6 +88,14 @@ def test_connection_form_declaration() -> None:
         assert "comma-separated or a JSON list" in description and "Empty: " in description
         assert "\n" not in description
     assert fields["verify_ssl"]["schema"]["default"] is True
+    assert fields["auth_method"]["schema"]["default"] == "auto"
+    assert fields["auth_method"]["schema"]["enum"] == [
+        "auto",
+        "exchange",
+        "bearer-key",
+        "raw-key",
+        None,
+    ]
 
 
 @pytest.mark.skipif(
@@ -115,6 +124,8 @@ def test_airflow_ui_metadata_comes_from_provider_info_without_the_hook() -> None
     assert extras["ca_bundle"]["schema"]["title"] == "CA bundle path"
     assert extras["success_statuses"]["schema"]["title"] == "Success run statuses"
     assert standard is not None
+    assert extras["auth_method"]["schema"]["title"] == "Authentication method"
+    assert extras["auth_method"]["value"] == "auto"
 
 
 def test_legacy_hook_form_methods_agree_with_provider_info() -> None:

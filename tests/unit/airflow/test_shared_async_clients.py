@@ -12,7 +12,10 @@ from immuta_provider.hooks.connection_settings import ImmutaConnectionSettings
 from immuta_provider.hooks.shared_clients import SharedAsyncClientRegistry
 
 SETTINGS = ImmutaConnectionSettings(
-    conn_id="immuta_default", base_url="https://acme.example", api_key="key-one-1234"
+    conn_id="immuta_default",
+    base_url="https://acme.example",
+    api_key="key-one-1234",
+    auth_method="bearer-key",  # the in-memory transport has no token exchange
 )
 
 

@@ -69,6 +69,8 @@ class Api:
         transport = httpx.MockTransport(handler)
         options.setdefault("base_url", BASE_URL)
         options.setdefault("api_key", API_KEY)
+        # The key itself: these tests are about one request each (auth: test_client_auth.py).
+        options.setdefault("auth_method", "bearer-key")
         self.client: ImmutaClient | AsyncImmutaClient
         if kind == "sync":
             self.client = ImmutaClient(transport=transport, sleep=self.sleeps.append, **options)

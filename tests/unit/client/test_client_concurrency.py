@@ -28,7 +28,9 @@ async def test_async_client_lets_at_most_max_connections_requests_into_httpx() -
         return httpx.Response(200, json={"runId": RUN_ID, "status": "RUNNING"})
 
     transport = httpx.MockTransport(slow_server)
-    async with AsyncImmutaClient("https://acme.example", "k", transport=transport) as client:
+    async with AsyncImmutaClient(
+        "https://acme.example", "k", transport=transport, auth_method="bearer-key"
+    ) as client:
         runs = await asyncio.gather(
             *(client.get_task_run(KEY, TASK_ID, RUN_ID) for _ in range(5 * MAX_CONNECTIONS))
         )
@@ -40,7 +42,7 @@ async def test_async_client_lets_at_most_max_connections_requests_into_httpx() -
 def test_pool_keeps_alive_every_connection_it_may_open() -> None:
     # httpcore closes idle connections once it holds more than max_keepalive_connections; equal
     # limits mean a burst never turns into a new TLS handshake per request afterwards.
-    client = ImmutaClient("https://acme.example", "k")
+    client = ImmutaClient("https://acme.example", "k", auth_method="bearer-key")
     try:
         limits = client._http_options()["limits"]
         assert limits.max_connections == limits.max_keepalive_connections == MAX_CONNECTIONS

@@ -265,7 +265,9 @@ async def test_aiohttp_backend_reads_fallback_envelopes(
     caplog.set_level(logging.WARNING, logger="immuta_provider.client")
     pages_server.answers = [data_page([1, 2], "c1"), data_page([3], None)]
     url = f"http://127.0.0.1:{pages_server.server_address[1]}"
-    async with AsyncImmutaClient(url, "key", http_backend="aiohttp") as client:
+    async with AsyncImmutaClient(
+        url, "key", http_backend="aiohttp", auth_method="bearer-key"
+    ) as client:
         assert client.http_backend == "aiohttp"
         runs = [r async for r in client.list_task_runs(KEY, TASK_ID, page_size=2)]
     assert [r.run_id[-1] for r in runs] == ["1", "2", "3"]
@@ -278,7 +280,9 @@ async def test_aiohttp_backend_names_keys_of_an_unreadable_envelope(
 ) -> None:
     pages_server.answers = [{"results": {"x": SECRET_LOOKING}, "total": 1}]
     url = f"http://127.0.0.1:{pages_server.server_address[1]}"
-    async with AsyncImmutaClient(url, "key", http_backend="aiohttp") as client:
+    async with AsyncImmutaClient(
+        url, "key", http_backend="aiohttp", auth_method="bearer-key"
+    ) as client:
         with pytest.raises(ImmutaResponseError) as caught:
             [r async for r in client.list_task_runs(KEY, TASK_ID)]
     assert "top-level keys seen: 'results', 'total'" in str(caught.value)

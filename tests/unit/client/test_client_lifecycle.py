@@ -20,8 +20,11 @@ def _ok(request: httpx.Request) -> httpx.Response:
 
 
 def test_repr_of_client_and_config_hides_the_key() -> None:
-    client = ImmutaClient("https://acme.example/", KEY)
-    assert repr(client) == "ImmutaClient(base_url='https://acme.example', max_retries=3)"
+    client = ImmutaClient("https://acme.example/", KEY, auth_method="bearer-key")
+    assert (
+        repr(client)
+        == "ImmutaClient(base_url='https://acme.example', max_retries=3, auth_method='bearer-key')"
+    )
     assert KEY not in repr(client.config) and KEY not in str(client.config)
     assert "api_key=SecretStr('**********')" in repr(client.config)
     assert client.config.api_key.get_secret_value() == KEY
@@ -30,8 +33,13 @@ def test_repr_of_client_and_config_hides_the_key() -> None:
 
 
 async def test_async_repr_hides_the_key() -> None:
-    async with AsyncImmutaClient("https://acme.example", KEY, max_retries=1) as client:
-        assert repr(client) == "AsyncImmutaClient(base_url='https://acme.example', max_retries=1)"
+    async with AsyncImmutaClient(
+        "https://acme.example", KEY, max_retries=1, auth_method="bearer-key"
+    ) as client:
+        assert (
+            repr(client) == "AsyncImmutaClient(base_url='https://acme.example', max_retries=1, "
+            "auth_method='bearer-key')"
+        )
         assert KEY not in repr(client.config)
 
 
@@ -56,7 +64,9 @@ def test_user_agent() -> None:
 
 
 def test_context_manager_closes_the_pool() -> None:
-    with ImmutaClient("https://acme.example", KEY, transport=httpx.MockTransport(_ok)) as client:
+    with ImmutaClient(
+        "https://acme.example", KEY, transport=httpx.MockTransport(_ok), auth_method="bearer-key"
+    ) as client:
         client.get_connection("k")
         assert not client._http.is_closed
     assert client._http.is_closed
@@ -66,10 +76,14 @@ def test_context_manager_closes_the_pool() -> None:
 
 async def test_async_context_manager_closes_the_pool() -> None:
     transport = httpx.MockTransport(_ok)
-    async with AsyncImmutaClient("https://acme.example", KEY, transport=transport) as client:
+    async with AsyncImmutaClient(
+        "https://acme.example", KEY, transport=transport, auth_method="bearer-key"
+    ) as client:
         await client.get_connection("k")
     assert client._http.is_closed
-    other = AsyncImmutaClient("https://acme.example", KEY, transport=transport)
+    other = AsyncImmutaClient(
+        "https://acme.example", KEY, transport=transport, auth_method="bearer-key"
+    )
     await other.aclose()
     assert other._http.is_closed
 
@@ -81,7 +95,9 @@ def test_every_call_goes_through_the_one_transport() -> None:
         calls.append(request.url.path)
         return _ok(request)
 
-    with ImmutaClient("https://acme.example", KEY, transport=httpx.MockTransport(answer)) as c:
+    with ImmutaClient(
+        "https://acme.example", KEY, transport=httpx.MockTransport(answer), auth_method="bearer-key"
+    ) as c:
         pool = c._http
         c.get_connection("a")
         c.get_connection("b")
@@ -92,5 +108,7 @@ def test_every_call_goes_through_the_one_transport() -> None:
 def test_verify_accepts_a_ca_bundle_path_without_deprecation_warnings() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        ImmutaClient("https://acme.example", KEY, verify=certifi.where()).close()
-        ImmutaClient("https://acme.example", KEY, verify=False).close()
+        ImmutaClient(
+            "https://acme.example", KEY, verify=certifi.where(), auth_method="bearer-key"
+        ).close()
+        ImmutaClient("https://acme.example", KEY, verify=False, auth_method="bearer-key").close()

@@ -146,7 +146,9 @@ def _everything_said_about(error: BaseException) -> str:
 
 def _exercise_sync(base_url: str, closed_port_url: str) -> list[str]:
     texts: list[str] = []
-    with ImmutaClient(base_url, CANARY, sleep=_no_sleep, read_timeout=0.3, max_retries=1) as c:
+    with ImmutaClient(
+        base_url, CANARY, sleep=_no_sleep, read_timeout=0.3, max_retries=1, auth_method="bearer-key"
+    ) as c:
         texts += [repr(c), repr(c.config), str(c.config)]
         texts.append(repr(c.get_connection("ok")))
         for key in ("missing", "denied", "busy", "html", "garbage", "slow"):
@@ -156,7 +158,9 @@ def _exercise_sync(base_url: str, closed_port_url: str) -> list[str]:
         with pytest.raises(ImmutaError) as caught:
             c.create_task("busy")
         texts.append(_everything_said_about(caught.value))
-    with ImmutaClient(closed_port_url, CANARY, sleep=_no_sleep, max_retries=2) as c:
+    with ImmutaClient(
+        closed_port_url, CANARY, sleep=_no_sleep, max_retries=2, auth_method="bearer-key"
+    ) as c:
         with pytest.raises(ImmutaTransportError) as caught:
             c.create_task("ok")
         texts.append(_everything_said_about(caught.value))
@@ -172,6 +176,7 @@ async def _exercise_async(base_url: str, closed_port_url: str, backend: str) -> 
         read_timeout=0.3,
         max_retries=1,
         http_backend=backend,  # type: ignore[arg-type]
+        auth_method="bearer-key",
     ) as c:
         assert c.http_backend == backend
         texts += [repr(c), repr(c.config)]
@@ -189,6 +194,7 @@ async def _exercise_async(base_url: str, closed_port_url: str, backend: str) -> 
         sleep=_no_async_sleep,
         max_retries=2,
         http_backend=backend,  # type: ignore[arg-type]
+        auth_method="bearer-key",
     ) as c:
         with pytest.raises(ImmutaTransportError) as caught:
             await c.get_connection("ok")
@@ -231,7 +237,7 @@ async def test_the_api_key_never_leaks(
 
 
 def test_one_keep_alive_connection_serves_sequential_calls(url: str, server: _Server) -> None:
-    with ImmutaClient(url, "key") as client:
+    with ImmutaClient(url, "key", auth_method="bearer-key") as client:
         for _ in range(3):
             client.get_connection("ok")
     assert len({seen[0] for seen in server.seen}) == 1
@@ -240,14 +246,18 @@ def test_one_keep_alive_connection_serves_sequential_calls(url: str, server: _Se
 async def test_async_client_keeps_its_connection_alive(
     url: str, server: _Server, backend: str
 ) -> None:
-    async with AsyncImmutaClient(url, "key", http_backend=backend) as client:  # type: ignore[arg-type]
+    async with AsyncImmutaClient(
+        url, "key", http_backend=backend, auth_method="bearer-key"
+    ) as client:  # type: ignore[arg-type]
         for _ in range(3):
             await client.get_connection("ok")
     assert len({seen[0] for seen in server.seen}) == 1
 
 
 def test_real_read_timeout_is_retried_on_get_then_reported(url: str, server: _Server) -> None:
-    client = ImmutaClient(url, "key", read_timeout=0.2, max_retries=1, sleep=_no_sleep)
+    client = ImmutaClient(
+        url, "key", read_timeout=0.2, max_retries=1, sleep=_no_sleep, auth_method="bearer-key"
+    )
     with client, pytest.raises(ImmutaTimeoutError, match=r"read timeout of 0.2s.*\[after 2"):
         client.get_connection("slow")
     assert [seen[2] for seen in server.seen] == ["/api/connections/slow"] * 2
@@ -255,7 +265,9 @@ def test_real_read_timeout_is_retried_on_get_then_reported(url: str, server: _Se
 
 def test_real_refused_connection_is_retried_even_for_create_task(closed_port_url: str) -> None:
     sleeps: list[float] = []
-    client = ImmutaClient(closed_port_url, "key", max_retries=2, sleep=sleeps.append)
+    client = ImmutaClient(
+        closed_port_url, "key", max_retries=2, sleep=sleeps.append, auth_method="bearer-key"
+    )
     with client, pytest.raises(ImmutaTransportError, match=r"ConnectError.*\[after 3 attempts"):
         client.create_task("ok")
     assert len(sleeps) == 2
@@ -264,7 +276,10 @@ def test_real_refused_connection_is_retried_even_for_create_task(closed_port_url
 def test_real_task_creation_that_reached_the_server_is_not_repeated(
     url: str, server: _Server
 ) -> None:
-    with ImmutaClient(url, "key", sleep=_no_sleep) as client, pytest.raises(ImmutaError):
+    with (
+        ImmutaClient(url, "key", sleep=_no_sleep, auth_method="bearer-key") as client,
+        pytest.raises(ImmutaError),
+    ):
         client.create_task("busy")
     assert [(seen[1], seen[2]) for seen in server.seen] == [("POST", "/api/connections/busy/tasks")]
 
@@ -273,7 +288,9 @@ def test_real_task_creation_that_reached_the_server_is_not_repeated(
 
 
 def _async_client(url: str, backend: str, **options: Any) -> AsyncImmutaClient:
-    return AsyncImmutaClient(url, "key", sleep=_no_async_sleep, http_backend=backend, **options)  # type: ignore[arg-type]
+    return AsyncImmutaClient(
+        url, "key", sleep=_no_async_sleep, http_backend=backend, **options, auth_method="bearer-key"
+    )  # type: ignore[arg-type]
 
 
 async def test_async_real_read_timeout_is_retried_on_get_then_reported(
@@ -300,6 +317,7 @@ async def test_async_real_refused_connection_is_retried_even_for_create_task(
         max_retries=2,
         sleep=record,
         http_backend=backend,  # type: ignore[arg-type]
+        auth_method="bearer-key",
     )
     async with client:
         with pytest.raises(
@@ -369,11 +387,18 @@ async def test_async_client_closed_refuses_to_send(url: str, backend: str) -> No
 
 
 def test_async_client_picks_aiohttp_when_installed_unless_given_a_transport() -> None:
-    assert AsyncImmutaClient("https://acme.example", "key").http_backend == "aiohttp"
+    assert (
+        AsyncImmutaClient("https://acme.example", "key", auth_method="bearer-key").http_backend
+        == "aiohttp"
+    )
     transport = httpx.MockTransport(lambda request: httpx.Response(200))
-    chosen = AsyncImmutaClient("https://acme.example", "key", transport=transport)
+    chosen = AsyncImmutaClient(
+        "https://acme.example", "key", transport=transport, auth_method="bearer-key"
+    )
     assert chosen.http_backend == "httpx"
-    forced = AsyncImmutaClient("https://acme.example", "key", http_backend="httpx")
+    forced = AsyncImmutaClient(
+        "https://acme.example", "key", http_backend="httpx", auth_method="bearer-key"
+    )
     assert forced.http_backend == "httpx"
     with pytest.raises(ImmutaValidationError, match="cannot send through an httpx transport"):
         AsyncImmutaClient(

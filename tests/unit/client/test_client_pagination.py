@@ -161,7 +161,9 @@ async def test_malformed_envelopes_raise_response_errors(
 
 async def test_async_paginator_can_also_be_awaited() -> None:
     transport = httpx.MockTransport(lambda request: runs_page([1], None))
-    async with AsyncImmutaClient("https://immuta.test", "key", transport=transport) as client:
+    async with AsyncImmutaClient(
+        "https://immuta.test", "key", transport=transport, auth_method="bearer-key"
+    ) as client:
         paginator = client.list_task_runs(KEY, TASK_ID)
         assert isinstance(paginator, AsyncPaginator)
         assert await paginator is paginator

@@ -230,7 +230,10 @@ def test_api_key_surrounding_whitespace_is_stripped() -> None:
         return httpx.Response(200, json={"connectionKey": KEY})
 
     with ImmutaClient(
-        "https://acme.example", "  the-key\n", transport=httpx.MockTransport(answer)
+        "https://acme.example",
+        "  the-key\n",
+        transport=httpx.MockTransport(answer),
+        auth_method="bearer-key",
     ) as client:
         client.get_connection(KEY)
     assert sent == ["Bearer the-key"]
@@ -244,7 +247,10 @@ def test_base_url_path_prefix_is_kept() -> None:
         return httpx.Response(200, json={"connectionKey": KEY})
 
     with ImmutaClient(
-        "https://proxy.example/immuta/", "k", transport=httpx.MockTransport(answer)
+        "https://proxy.example/immuta/",
+        "k",
+        transport=httpx.MockTransport(answer),
+        auth_method="bearer-key",
     ) as client:
         client.get_connection(KEY)
     assert seen == [f"https://proxy.example/immuta/api/connections/{KEY}"]

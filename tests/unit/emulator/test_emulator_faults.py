@@ -182,6 +182,13 @@ def test_reset_clears_faults_counters_and_state(api: Api) -> None:
         "faults_by_kind": {},
         "tasks_created": {},
         "child_tasks_created": {},
+        "auth": {
+            "mode": "any",
+            "token_ttl": 3600.0,
+            "exchanges": 0,
+            "exchanges_refused": 0,
+            "unauthorized": {},
+        },
     }
     assert api.ok("GET", "/api/connections/trino-archive")["state"] == "INACTIVE"
     assert (

@@ -151,7 +151,7 @@ def test_missing_or_wrong_api_key_is_401(api: Api) -> None:
         {},
         {"Authorization": "Bearer wrong-key"},
         {"Authorization": "Basic aW1tdXRhLWRlbW8ta2V5"},
-        {"Authorization": "immuta-demo-key"},
+        {"Authorization": "immuta-demo-key-but-not-quite"},
         {"Authorization": "Bearer "},
     ):
         response = client.get("/api/connections", headers=headers)
