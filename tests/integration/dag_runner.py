@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.integration.airflow_env import dag_bag, extra_links, read_xcoms, write_dag_to_db
+from tests.support.airflow_versions import dag_bag, extra_links, read_xcoms, write_dag_to_db
 
 
 def _load_dag(dag_file: Path, dag_id: str) -> Any:

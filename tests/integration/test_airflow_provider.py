@@ -29,14 +29,10 @@ import pytest
 from immuta_provider.client import ImmutaClient
 from immuta_provider.emulator.process import RunningEmulator, run_emulator
 from tests.integration import scenarios as s
-from tests.integration.airflow_env import (
-    AIRFLOW_V3,
-    REPO_ROOT,
-    AirflowEnvironment,
-    DagRunResult,
-    immuta_connection,
-    trigger_round_trip,
-)
+from tests.integration.airflow_env import AirflowEnvironment, DagRunResult
+from tests.support.airflow_homes import REPO_ROOT
+from tests.support.airflow_versions import AIRFLOW_V3, trigger_round_trip
+from tests.support.connections import immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

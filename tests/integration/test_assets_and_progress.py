@@ -30,16 +30,10 @@ import pytest
 from immuta_provider.client import ImmutaClient
 from immuta_provider.emulator.process import run_emulator
 from tests.integration import scenarios as s
-from tests.integration.airflow_env import (
-    AIRFLOW,
-    AIRFLOW_V3,
-    DAG_RUNNER,
-    REPO_ROOT,
-    AirflowEnvironment,
-    DagRunResult,
-    RunningDag,
-    immuta_connection,
-)
+from tests.integration.airflow_env import DAG_RUNNER, AirflowEnvironment, DagRunResult, RunningDag
+from tests.support.airflow_homes import AIRFLOW, REPO_ROOT
+from tests.support.airflow_versions import AIRFLOW_V3
+from tests.support.connections import immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

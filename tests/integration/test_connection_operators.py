@@ -34,13 +34,9 @@ from immuta_provider.client import ImmutaClient
 from immuta_provider.client.errors import ImmutaNotFoundError
 from immuta_provider.emulator.process import RunningEmulator, run_emulator
 from tests.integration import connection_scenarios as c
-from tests.integration.airflow_env import (
-    REPO_ROOT,
-    AirflowEnvironment,
-    DagRunResult,
-    RunningDag,
-    immuta_connection,
-)
+from tests.integration.airflow_env import AirflowEnvironment, DagRunResult, RunningDag
+from tests.support.airflow_homes import REPO_ROOT
+from tests.support.connections import immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -165,6 +161,12 @@ def runs(
         def conn(emulator: RunningEmulator) -> dict[str, str]:
             return {"immuta_default": immuta_connection(emulator.url, emulator.api_key)}
 
+        def example(dag_id: str, emulator: RunningEmulator) -> RunningDag:
+            """The example DAG ``example_dags/<dag_id>.py`` against ``emulator``."""
+            return airflow_env.start_dag(
+                EXAMPLES / f"{dag_id}.py", dag_id, connections=conn(emulator), extra_env=fast
+            )
+
         started: dict[str, RunningDag] = {
             "connections": airflow_env.start_dag(
                 SCENARIO_DAGS,
@@ -174,30 +176,10 @@ def runs(
             "data_objects": airflow_env.start_dag(
                 SCENARIO_DAGS, c.DATA_OBJECT_DAG, connections=conn(shared)
             ),
-            "validate_healthy": airflow_env.start_dag(
-                EXAMPLES / "immuta_validate_then_sync.py",
-                "immuta_validate_then_sync",
-                connections=conn(examples),
-                extra_env=fast,
-            ),
-            "validate_unhealthy": airflow_env.start_dag(
-                EXAMPLES / "immuta_validate_then_sync.py",
-                "immuta_validate_then_sync",
-                connections=conn(broken),
-                extra_env=fast,
-            ),
-            "offboarding": airflow_env.start_dag(
-                EXAMPLES / "immuta_offboarding.py",
-                "immuta_offboarding",
-                connections=conn(examples),
-                extra_env=fast,
-            ),
-            "external_sync": airflow_env.start_dag(
-                EXAMPLES / "immuta_wait_for_external_sync.py",
-                "immuta_wait_for_external_sync",
-                connections=conn(outside),
-                extra_env=fast,
-            ),
+            "validate_healthy": example("immuta_validate_then_sync", examples),
+            "validate_unhealthy": example("immuta_validate_then_sync", broken),
+            "offboarding": example("immuta_offboarding", examples),
+            "external_sync": example("immuta_wait_for_external_sync", outside),
         }
 
         stop, acted = threading.Event(), {"health": False, "outside_sync": False}

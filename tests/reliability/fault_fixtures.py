@@ -1,31 +1,26 @@
 """Helpers of the fault-matrix, secret-canary, bad-input, schema and soak tests.
 
-Not a conftest (``tests/reliability/conftest.py`` belongs to the multi-process tests): the test
-modules import what they use from here.
+The test modules import what they use from here (the ``dag_tests`` fixture is in
+``tests/reliability/conftest.py``; the ``immuta`` Airflow connection helpers are in
+``tests/support/connections.py``).
 
-* :func:`immuta_connection` / :func:`airflow_connection`: an ``immuta`` Airflow connection as the
-  ``AIRFLOW_CONN_<ID>`` environment variable users set in containers (real Airflow reads it).
 * :class:`DagTests`: ``dag.test()`` of one DAG file in a child process with its own migrated
-  ``AIRFLOW_HOME`` (SQLite). The metadata database is migrated once per session and copied for
-  each run; the child's output (the task logs), its metadata database and a raw, unmasked DEBUG
-  log of the HTTP and provider loggers are handed back for the tests to read.
+  ``AIRFLOW_HOME`` (SQLite, from :class:`tests.support.airflow_homes.AirflowHomes`). The metadata
+  database is migrated once per session and copied for each run; the child's output (the task
+  logs), its metadata database and a raw, unmasked DEBUG log of the HTTP and provider loggers are
+  handed back for the tests to read.
 * :func:`report`: a section of text printed in pytest's terminal summary (the fault matrix, the
   soak figures, the canary scan), so the figures are visible with or without ``-s``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,29 +28,13 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.airflow_homes import AirflowHomes, wait_or_kill
+
 FAULT_DAGS = Path(__file__).with_name("fault_dags")
 DAG_RUNNER = Path(__file__).with_name("fault_dag_runner.py")
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 
 
-# --------------------------------------------------------------------------- Airflow connections
-
-
-def immuta_connection(url: str, api_key: str, **extra: Any) -> str:
-    """An ``immuta`` Airflow connection in the JSON form of ``AIRFLOW_CONN_<ID>``."""
-    conn: dict[str, Any] = {"conn_type": "immuta", "host": url, "password": api_key}
-    if extra:
-        conn["extra"] = extra
-    return json.dumps(conn)
-
-
-@contextmanager
-def airflow_connection(conn_id: str, value: str) -> Iterator[None]:
-    """Define an Airflow connection for this process (``AIRFLOW_CONN_<ID>``) while in the block."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
-        yield
+# ------------------------------------------------------------------------------ operator steps
 
 
 def start_or_attach(operator: Any) -> Any:
@@ -148,15 +127,10 @@ class RunningDagTest:
         self.started = time.monotonic()
 
     def wait(self, timeout: float) -> DagTestResult:
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
         result = DagTestResult(
             dag_id=self.dag_id,
             home=self.home,
-            returncode=self.process.returncode,
+            returncode=wait_or_kill(self.process, timeout),
             output=(self.home / "dag-test.log").read_text(errors="replace"),
             debug_log=_read(self.home / "debug.log"),
             wall_seconds=round(time.monotonic() - self.started, 1),
@@ -179,55 +153,11 @@ def _read(path: Path) -> str:
     return path.read_text(errors="replace") if path.exists() else ""
 
 
-class DagTests:
-    """Airflow homes for ``dag.test()`` children: one migrated template, a copy per run."""
+class DagTests(AirflowHomes):
+    """Airflow homes for ``dag.test()`` children of the DAGs in ``fault_dags/``."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.template = root / "template"
-        self._lock = threading.Lock()
-        self._migrated = False
-        self._runs = 0
-
-    def env(
-        self, home: Path, connections: Mapping[str, str], extra: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
-        """The whole environment of an Airflow child: nothing of this process's Airflow set-up."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(
-            {
-                "AIRFLOW_HOME": str(home),
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(FAULT_DAGS),
-                "PYTHONPATH": os.pathsep.join(
-                    filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")])
-                ),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        for conn_id, value in connections.items():
-            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = value
-        env.update(extra or {})
-        return env
-
-    def migrate(self) -> None:
-        """``airflow db migrate`` into the template home, once."""
-        with self._lock:
-            if self._migrated:
-                return
-            self.template.mkdir(parents=True, exist_ok=True)
-            done = subprocess.run(
-                [AIRFLOW, "db", "migrate"],
-                env=self.env(self.template, {}),
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )
-            if done.returncode != 0:
-                raise RuntimeError(f"airflow db migrate failed:\n{done.stdout}\n{done.stderr}")
-            self._migrated = True
+        super().__init__(root, dags_folder=FAULT_DAGS)
 
     def start(
         self,
@@ -238,11 +168,7 @@ class DagTests:
         extra_env: Mapping[str, str] | None = None,
     ) -> RunningDagTest:
         """Start ``dag.test()`` of ``dag_id`` from ``fault_dags/<dag_file>`` in a child process."""
-        self.migrate()
-        with self._lock:
-            self._runs += 1
-            home = self.root / f"{dag_id}-{self._runs}"
-        shutil.copytree(self.template, home)
+        home = self.new_home(dag_id)
         with (home / "dag-test.log").open("wb") as out:
             process = subprocess.Popen(
                 [
@@ -252,27 +178,12 @@ class DagTests:
                     dag_id,
                     str(home / "debug.log"),
                 ],
-                env=self.env(home, connections, extra_env),
+                env=self.env(home, connections=connections, extra=extra_env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=home,
             )
         return RunningDagTest(dag_id, home, process)
-
-
-_DAG_TESTS: dict[str, DagTests] = {}
-
-
-@pytest.fixture(scope="session")
-def dag_tests(tmp_path_factory: pytest.TempPathFactory) -> DagTests:
-    """The session's :class:`DagTests` (one migration per session, whichever module asks first).
-
-    Test modules import this fixture; each import registers its own fixture definition, so the
-    instance itself is cached here to keep it to one migration.
-    """
-    if "session" not in _DAG_TESTS:
-        _DAG_TESTS["session"] = DagTests(tmp_path_factory.mktemp("fault-airflow"))
-    return _DAG_TESTS["session"]
 
 
 # ------------------------------------------------------------------------ terminal summary report

@@ -27,15 +27,8 @@ import pytest
 from immuta_provider.client import ImmutaClient, ImmutaValidationError
 from immuta_provider.client.validation import RESERVED_CONNECTION_KEYS
 from immuta_provider.emulator.process import RunningEmulator
-from tests.reliability.fault_fixtures import (
-    DagTestResult,
-    DagTests,
-    airflow_connection,
-    dag_tests,
-    immuta_connection,
-)
-
-__all__ = ["dag_tests"]  # a fixture used by this module
+from tests.reliability.fault_fixtures import DagTestResult, DagTests
+from tests.support.connections import airflow_connection, immuta_connection
 
 UNKNOWN_STATUS = "QUEUED_FOR_REVIEW"
 TASK_ID = "3f1c9a52-7d3e-4c8b-9a61-2b7e5d4c3a10"  # the ids of fault_dags/bad_input.py

@@ -42,17 +42,8 @@ import pytest
 
 from immuta_provider.client import ImmutaClient, ImmutaTimeoutError
 from immuta_provider.emulator.process import EmulatorAdmin, RunningEmulator, run_emulator
-from tests.reliability.fault_fixtures import (
-    DagTests,
-    airflow_connection,
-    dag_tests,
-    immuta_connection,
-    report,
-    start_or_attach,
-    table,
-)
-
-__all__ = ["dag_tests"]  # a fixture used by this module
+from tests.reliability.fault_fixtures import DagTests, report, start_or_attach, table
+from tests.support.connections import airflow_connection, immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(480)]
 

@@ -138,6 +138,11 @@ class EmulatorProcess:
         assert len(runs) == 1, f"expected exactly one run of {tasks[0]['taskId']}, found {runs}"
         return tasks[0], runs[0]
 
+    def run_in(self, key: str, statuses: set[str]) -> dict[str, Any] | None:
+        """The one run of `key` if its status is one of `statuses`, else None."""
+        _, run = self.only_run(key)
+        return run if run["status"] in statuses else None
+
     def poll_count(self, key: str, task_id: str) -> int:
         """GETs of the task's runs: one per status check of the operator or trigger."""
         return self.requests_matching(f"GET /api/connections/{key}/tasks/{task_id}/runs")
@@ -277,6 +282,56 @@ def command_line(pid: int) -> str:
     return ""
 
 
+def start_sync(
+    cluster: AirflowCluster,
+    emulator: EmulatorProcess,
+    dag_id: str,
+    key: str,
+    sync_seconds: float,
+    *,
+    create: bool = True,
+) -> str:
+    """Make syncs of `key` last `sync_seconds` (creating the connection first, unless the demo
+    seed has it) and trigger `dag_id`; the DAG run's id."""
+    if create:
+        emulator.create_connection(key)
+    emulator.set_sync_duration(key, sync_seconds)
+    return cluster.trigger_dag(dag_id)
+
+
+def wait_for_polls(emulator: EmulatorProcess, key: str, immuta_task_id: str, who: str) -> None:
+    """Wait until `who` has polled the task's run twice more."""
+    polls = emulator.poll_count(key, immuta_task_id)
+    wait_until(
+        f"{who} to poll Immuta",
+        lambda: emulator.poll_count(key, immuta_task_id) >= polls + 2,
+        timeout=30,
+    )
+
+
+@dataclass
+class DeferredSync:
+    """A sync task deferred to a triggerer, whose trigger is polling the Immuta run."""
+
+    trigger_id: int
+    holder_job: int
+    immuta_task_id: str
+    immuta_run: dict[str, Any]
+
+
+def deferred_and_polling(
+    cluster: AirflowCluster, emulator: EmulatorProcess, dag_id: str, run_id: str, key: str
+) -> DeferredSync:
+    """Wait for the sync to defer, a triggerer to take the trigger and the trigger to poll."""
+    ti = cluster.wait_for_task_state(dag_id, run_id, TASK, {"deferred"}, timeout=120)
+    holder_job = wait_until(
+        "a triggerer to take the trigger", lambda: holder_of(cluster, dag_id, run_id), timeout=60
+    )
+    immuta_task, immuta_run = emulator.only_run(key)
+    wait_for_polls(emulator, key, immuta_task["taskId"], "the trigger")
+    return DeferredSync(int(ti["trigger"]["id"]), holder_job, immuta_task["taskId"], immuta_run)
+
+
 # ---- scenarios --------------------------------------------------------------------------------
 
 
@@ -302,30 +357,20 @@ def test_triggerer_loss_moves_the_sync_without_cancelling_or_resetting_it(
         dag_id, key = "reliability_triggerer_restart", TRIGGERER_RESTART_KEY
     # Long enough to outlast a kill and a takeover (~5 s each way) with room to spare.
     sync_seconds = 30.0
-    emulator.create_connection(key)
-    emulator.set_sync_duration(key, sync_seconds)
-    run_id = cluster.trigger_dag(dag_id)
-
-    ti = cluster.wait_for_task_state(dag_id, run_id, TASK, {"deferred"}, timeout=120)
-    trigger_id = int(ti["trigger"]["id"])
-    holder_job = wait_until(
-        "a triggerer to take the trigger", lambda: holder_of(cluster, dag_id, run_id), timeout=60
+    run_id = start_sync(cluster, emulator, dag_id, key, sync_seconds)
+    # The trigger polls a few times in its first home.
+    deferred = deferred_and_polling(cluster, emulator, dag_id, run_id, key)
+    trigger_id, holder_job, immuta_task_id = (
+        deferred.trigger_id,
+        deferred.holder_job,
+        deferred.immuta_task_id,
     )
+    assert deferred.immuta_run["status"] in ACTIVE
     holder = next(c for c in cluster.components.values() if c.job_id == holder_job)
     survivor = next(
         c
         for c in cluster.components.values()
         if c.name.startswith("triggerer") and c is not holder and c.alive()
-    )
-    immuta_task, immuta_run = emulator.only_run(key)
-    immuta_task_id = immuta_task["taskId"]
-    assert immuta_run["status"] in ACTIVE
-    # Let the trigger poll a few times in its first home.
-    first_polls = emulator.poll_count(key, immuta_task_id)
-    wait_until(
-        "the trigger to poll Immuta",
-        lambda: emulator.poll_count(key, immuta_task_id) >= first_polls + 2,
-        timeout=30,
     )
     before = trigger_row(cluster, trigger_id)
     assert before["triggerer_id"] == holder_job
@@ -432,22 +477,15 @@ def test_deadline_survives_the_triggerer_move_and_the_run_is_cancelled_at_timeou
 ) -> None:
     """The deadline is kept in wall-clock time: after a move it fires when it was due, not later."""
     dag_id, key = "reliability_deadline_after_move", DEADLINE_KEY
-    emulator.create_connection(key)
-    emulator.set_sync_duration(key, 180.0)  # far longer than the task's timeout
-    run_id = cluster.trigger_dag(dag_id)
-    ti = cluster.wait_for_task_state(dag_id, run_id, TASK, {"deferred"}, timeout=120)
-    trigger_id = int(ti["trigger"]["id"])
-    holder_job = wait_until(
-        "a triggerer to take the trigger", lambda: holder_of(cluster, dag_id, run_id), timeout=60
+    # Far longer than the task's timeout.
+    run_id = start_sync(cluster, emulator, dag_id, key, 180.0)
+    deferred = deferred_and_polling(cluster, emulator, dag_id, run_id, key)
+    trigger_id, holder_job, immuta_run = (
+        deferred.trigger_id,
+        deferred.holder_job,
+        deferred.immuta_run,
     )
     holder = next(c for c in cluster.components.values() if c.job_id == holder_job)
-    immuta_task, immuta_run = emulator.only_run(key)
-    polls = emulator.poll_count(key, immuta_task["taskId"])
-    wait_until(
-        "the trigger to poll Immuta",
-        lambda: emulator.poll_count(key, immuta_task["taskId"]) >= polls + 2,
-        timeout=30,
-    )
     before = trigger_row(cluster, trigger_id)
     deadline = float(before["kwargs"]["deadline"])
     # Deferring and the first polls take a few seconds (more on a loaded machine); the move must
@@ -465,13 +503,9 @@ def test_deadline_survives_the_triggerer_move_and_the_run_is_cancelled_at_timeou
     takeover_seconds = time.monotonic() - killed_at
     assert time.time() < deadline - 2, "the takeover ended too close to the deadline to tell"
 
-    def cancelled() -> dict[str, Any] | None:
-        _, run = emulator.only_run(key)
-        return run if run["status"] in CANCEL_STATES else None
-
     run_cancelled = wait_until(
         "the run to be cancelled at the deadline",
-        cancelled,
+        lambda: emulator.run_in(key, CANCEL_STATES),
         timeout=max(deadline - time.time(), 0) + 60,
         interval=0.25,
         on_timeout=cluster.diagnostics,
@@ -527,19 +561,13 @@ def test_worker_kill_retry_reattaches_to_the_same_run(
         dag_id, key, sync_seconds = "reliability_task_process_kill", TASK_PROCESS_KILL_KEY, 20.0
     else:
         dag_id, key, sync_seconds = "reliability_worker_kill", WORKER_KILL_KEY, 35.0
-    emulator.set_sync_duration(key, sync_seconds)
-    run_id = cluster.trigger_dag(dag_id)
+    run_id = start_sync(cluster, emulator, dag_id, key, sync_seconds, create=False)
     cluster.wait_for_task_state(dag_id, run_id, TASK, {"running"}, timeout=120)
     immuta_task = wait_until(
         "the first try to start a sync", lambda: emulator.user_tasks(key), timeout=60
     )[0]
     immuta_task_id = immuta_task["taskId"]
-    polls = emulator.poll_count(key, immuta_task_id)
-    wait_until(
-        "the worker to poll Immuta",
-        lambda: emulator.poll_count(key, immuta_task_id) >= polls + 2,
-        timeout=30,
-    )
+    wait_for_polls(emulator, key, immuta_task_id, "the worker")
     _, first_run = emulator.only_run(key)
     assert first_run["status"] in ACTIVE
 
@@ -642,10 +670,8 @@ def test_worker_kill_retry_after_the_run_completed_does_not_sync_again(
     before the operator kept the run in task_state_store (commit 5893252).
     """
     dag_id, key = "reliability_worker_kill_late", WORKER_KILL_LATE_KEY
-    emulator.create_connection(key)
     # Shorter than Airflow takes to notice a dead worker (the 12 s heartbeat timeout).
-    emulator.set_sync_duration(key, 6.0)
-    run_id = cluster.trigger_dag(dag_id)
+    run_id = start_sync(cluster, emulator, dag_id, key, 6.0)
     cluster.wait_for_task_state(dag_id, run_id, TASK, {"running"}, timeout=120)
     immuta_task = wait_until("the first try to start a sync", lambda: emulator.user_tasks(key), 60)[
         0
@@ -684,30 +710,15 @@ def test_marking_the_deferred_task_failed_cancels_the_remote_run(
     reliability_figures: dict[str, dict[str, Any]],
 ) -> None:
     dag_id, key = "reliability_mark_failed", MARK_FAILED_KEY
-    emulator.create_connection(key)
-    emulator.set_sync_duration(key, 120.0)
-    run_id = cluster.trigger_dag(dag_id)
-    cluster.wait_for_task_state(dag_id, run_id, TASK, {"deferred"}, timeout=120)
-    wait_until("a triggerer to take the trigger", lambda: holder_of(cluster, dag_id, run_id), 60)
-    immuta_task, immuta_run = emulator.only_run(key)
-    immuta_task_id = immuta_task["taskId"]
-    polls = emulator.poll_count(key, immuta_task_id)
-    wait_until(
-        "the trigger to poll Immuta",
-        lambda: emulator.poll_count(key, immuta_task_id) >= polls + 2,
-        timeout=30,
-    )
+    run_id = start_sync(cluster, emulator, dag_id, key, 120.0)
+    immuta_run = deferred_and_polling(cluster, emulator, dag_id, run_id, key).immuta_run
 
     marked_at = time.monotonic()
     cluster.set_task_state(dag_id, run_id, TASK, "failed")
 
-    def cancelled() -> dict[str, Any] | None:
-        _, run = emulator.only_run(key)
-        return run if run["status"] in CANCEL_STATES else None
-
     run_cancelling = wait_until(
         "the remote run to be cancelled",
-        cancelled,
+        lambda: emulator.run_in(key, CANCEL_STATES),
         timeout=30,
         interval=0.25,
         on_timeout=cluster.diagnostics,
@@ -715,7 +726,7 @@ def test_marking_the_deferred_task_failed_cancels_the_remote_run(
     cancel_seconds = time.monotonic() - marked_at
     run_final = wait_until(
         "the run to reach CANCELED",
-        lambda: (lambda r: r if r["status"] == "CANCELED" else None)(emulator.only_run(key)[1]),
+        lambda: emulator.run_in(key, {"CANCELED"}),
         timeout=30,
     )
     ti = cluster.task_instance(dag_id, run_id, TASK)

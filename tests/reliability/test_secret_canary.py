@@ -45,17 +45,8 @@ import pytest
 
 from immuta_provider.client import AsyncImmutaClient, ImmutaClient, ImmutaError
 from immuta_provider.emulator.process import RunningEmulator, run_emulator
-from tests.reliability.fault_fixtures import (
-    DagTestResult,
-    DagTests,
-    airflow_connection,
-    dag_tests,
-    immuta_connection,
-    report,
-    start_or_attach,
-)
-
-__all__ = ["dag_tests"]  # a fixture used by this module
+from tests.reliability.fault_fixtures import DagTestResult, DagTests, report, start_or_attach
+from tests.support.connections import airflow_connection, immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 

@@ -25,7 +25,8 @@ import pytest
 
 from immuta_provider.client import ImmutaClient
 from immuta_provider.emulator.process import run_emulator
-from tests.reliability.fault_fixtures import airflow_connection, immuta_connection, report
+from tests.reliability.fault_fixtures import report
+from tests.support.connections import airflow_connection, immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.integration.airflow_env import AIRFLOW_V3, AUTHORING_MODULES, immuta_connection
+from tests.support.airflow_versions import AIRFLOW_V3, AUTHORING_MODULES
+from tests.support.connections import immuta_connection
 
 from immuta_provider._compat import AssetAlias
 from immuta_provider.assets import (

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.airflow_env import AUTHORING_MODULES, AUTHORING_PREFIXES, authoring
+from tests.support.airflow_versions import AUTHORING_MODULES, AUTHORING_PREFIXES, authoring
 from tests.unit.airflow.test_operator_import_cost import PARSE_TIME_HEAVY
 
 from immuta_provider import get_provider_info

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.integration.airflow_env import authoring_source, dag_bag
+from tests.support.airflow_versions import authoring_source, dag_bag
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from tests.integration.airflow_env import connection_from_json, connection_from_uri
+from tests.support.airflow_versions import connection_from_json, connection_from_uri
 
 from immuta_provider.hooks.connection_settings import (
     DEFAULT_MAX_RETRIES,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from tests.integration.airflow_env import redact
+from tests.support.airflow_versions import redact
 
 from immuta_provider._compat import AirflowException
 from immuta_provider.client import ImmutaClient

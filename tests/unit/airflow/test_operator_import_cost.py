@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.integration.airflow_env import AUTHORING_MODULES, AUTHORING_PREFIXES
+from tests.support.airflow_versions import AUTHORING_MODULES, AUTHORING_PREFIXES
 
 # The client package itself is lazy and its vocabulary, errors and UI links are light: the
 # operators import those at parse time; the modules that send (and their libraries) stay out.

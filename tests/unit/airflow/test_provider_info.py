@@ -15,7 +15,7 @@ from pathlib import Path
 import airflow
 import jsonschema
 import pytest
-from tests.integration.airflow_env import AIRFLOW_V3
+from tests.support.airflow_versions import AIRFLOW_V3
 
 from immuta_provider import get_provider_info
 from immuta_provider.hooks.immuta import ImmutaHook

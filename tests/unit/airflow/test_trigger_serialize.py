@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import pytest
-from tests.integration.airflow_env import trigger_round_trip
+from tests.support.airflow_versions import trigger_round_trip
 
 from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
 
