@@ -40,11 +40,13 @@ class _Entry:
 class SharedAsyncClientRegistry:
     """Lends out shared async clients and closes each one when its last borrower is done.
 
-    :param factory: Builds a new client from connection settings.
+    :param factory: Builds a new client from connection settings. Public so that tests can make
+        the process-wide registry build clients on an ``httpx.MockTransport`` (the trigger unit
+        tests); nothing else should change it.
     """
 
     def __init__(self, factory: Callable[[ImmutaConnectionSettings], AsyncImmutaClient]) -> None:
-        self._factory = factory
+        self.factory = factory
         self._entries: dict[ClientKey, _Entry] = {}
 
     def __len__(self) -> int:
@@ -68,7 +70,7 @@ class SharedAsyncClientRegistry:
         # loop cannot both create a client.
         entry = self._entries.get(key)
         if entry is None or entry.loop is not loop:
-            entry = _Entry(client=self._factory(settings), loop=loop)
+            entry = _Entry(client=self.factory(settings), loop=loop)
             self._entries[key] = entry
             log.debug("Opened a shared Immuta client for connection %r", settings.conn_id)
         entry.leases += 1
