@@ -18,8 +18,9 @@ import pytest
 
 from immuta_provider.client import ImmutaClient
 from immuta_provider.emulator.process import run_emulator
-from tests.integration.airflow_env import AirflowEnvironment, DagRunResult, immuta_connection
+from tests.integration.airflow_env import AirflowEnvironment, DagRunResult
 from tests.integration.dags import lost_answer_scenarios as dag
+from tests.support.connections import immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

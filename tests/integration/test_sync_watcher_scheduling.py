@@ -33,9 +33,11 @@ import pytest
 from immuta_provider._compat import event_scheduling_unavailable
 from immuta_provider.client import ImmutaClient
 from immuta_provider.emulator.process import RunningEmulator
-from tests.integration.airflow_env import AIRFLOW, REPO_ROOT, AirflowEnvironment, immuta_connection
+from tests.integration.airflow_env import AirflowEnvironment
 from tests.reliability.airflow_cluster import Component, wait_until
 from tests.reliability.postgres import free_port
+from tests.support.airflow_homes import AIRFLOW, REPO_ROOT
+from tests.support.connections import immuta_connection
 
 pytestmark = [
     pytest.mark.integration,

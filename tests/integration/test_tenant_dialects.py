@@ -20,9 +20,7 @@ import pytest
 
 from immuta_provider.emulator.dialect import Dialect
 from immuta_provider.emulator.process import RunningEmulator
-from tests.integration.airflow_env import (
-    REPO_ROOT,
-)
+from tests.support.airflow_homes import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from tests.integration.airflow_env import connection_from_json, connection_from_uri
+from tests.support.airflow_versions import connection_from_json, connection_from_uri
 
 from immuta_provider.client.statuses import (
     ENDED_UNKNOWN,

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from tests.integration.airflow_env import immuta_connection
+from tests.support.connections import immuta_connection
 
 from immuta_provider._compat import event_scheduling_unavailable
 from immuta_provider.client import ImmutaClient
