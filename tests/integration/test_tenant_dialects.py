@@ -106,11 +106,12 @@ def test_doctor_exits_0_against_the_default_emulator(
     requests = [
         line.split('"')[1].split()[:2]
         for line in emulator.access_log.read_text().splitlines()[seen_before:]
-        if "/api/" in line
+        if "/api/" in line or "/bim/" in line
     ]
     assert len(requests) > 20
     assert {(method, path) for method, path in requests if method != "GET"} == {
-        ("POST", "/api/connections/dataObjects/_search")
+        ("POST", "/api/connections/dataObjects/_search"),
+        ("POST", "/bim/apikey/authenticate"),
     }
 
 
@@ -136,3 +137,16 @@ def test_doctor_exits_1_naming_what_differs_and_suggesting_the_extras(
     assert (
         "FAIL" in doctor.output and "something the provider relies on would break" in doctor.output
     )
+
+
+def test_doctor_names_the_auth_methods_of_a_dialect_with_exchange_only(
+    start_emulator: Callable[..., RunningEmulator], tmp_path: Path
+) -> None:
+    emulator = start_emulator(dialect=DIALECT_FILES[0], auth="exchange-only")
+    doctor = run_doctor(emulator, tmp_path)
+    assert doctor.returncode == 1, doctor.output  # the dialect's statuses
+    auth = doctor.check("authentication")
+    assert auth["result"] == "ok", auth
+    assert "works: exchange; refused: bearer-key (HTTP 401), raw-key (HTTP 401)" in auth["detail"]
+    assert "auth_method" not in doctor.report["suggested_extras"]
+    assert doctor.check("run statuses")["result"] == "fail"

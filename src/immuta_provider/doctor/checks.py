@@ -37,6 +37,7 @@ from immuta_provider.client.envelopes import (
 )
 from immuta_provider.client.vocabulary import (
     ACTIVE_STATUSES,
+    AUTH_METHODS,
     FAILURE_STATUSES,
     SUCCESS_STATUSES,
     ConnectionState,
@@ -51,6 +52,9 @@ SAMPLE_CONNECTIONS = 10
 SAMPLE_TASKS = 5
 """Tasks per connection whose runs are read."""
 SAMPLE_PAGE = 20
+AUTH_CANDIDATES = ("exchange", "bearer-key", "raw-key")
+"""Each way of using the API key the doctor tries (``auto`` is one of them, or a fallback)."""
+DEFAULT_AUTH_METHOD = AUTH_METHODS[0]
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,20 @@ def _items(outcome: Outcome, items_key: str) -> list[dict[str, Any]]:
     return [item for item in envelope.items if isinstance(item, dict)]
 
 
+def _refused(error: Exception | None) -> bool:
+    """Whether an error says the credentials were refused (by the API or by the exchange)."""
+    if getattr(error, "auth_step", None) == "exchange":
+        return True
+    return isinstance(error, ImmutaAPIError) and error.status_code in (401, 403)
+
+
+def _short(error: Exception | None) -> str:
+    if isinstance(error, ImmutaAPIError):
+        where = " at the exchange" if getattr(error, "auth_step", None) == "exchange" else ""
+        return f"HTTP {error.status_code}{where}"
+    return type(error).__name__ if error is not None else "no error"
+
+
 def _ids(items: Iterable[dict[str, Any]], wire: str) -> list[str]:
     return [item[wire] for item in items if isinstance(item.get(wire), str)]
 
@@ -155,21 +173,34 @@ class Doctor:
         self.tasks: list[dict[str, Any]] = []
         self.runs: list[dict[str, Any]] = []
         self.data_objects: list[dict[str, Any]] = []
+        self._configured_error: Exception | None = None
 
-    def run(self) -> Report:
-        """Sample the tenant and run every check; never raises for what the tenant answers."""
-        with Probe(
+    def _probe(self, **client_options: Any) -> Probe:
+        return Probe(
             self.target.base_url,
             self.target.api_key,
             verify=self.target.verify,
             timeout=self.target.timeout,
             transport=self._transport,
-            **self.target.client_options,
-        ) as probe:
-            if self._reach(probe):
-                self._sample(probe)
-                self._check_fields()
-                self._check_vocabulary()
+            **client_options,
+        )
+
+    def run(self) -> Report:
+        """Sample the tenant and run every check; never raises for what the tenant answers."""
+        options = dict(self.target.client_options)
+        with self._probe(**options) as probe:
+            reached = self._reach(probe)
+        if reached is None:
+            return self.report
+        working = self._auth_methods(configured_works=reached)
+        if working is None:
+            return self.report
+        if not reached:  # go on with a method that works, to check the rest
+            options["auth_method"] = working
+        with self._probe(**options) as probe:
+            self._sample(probe)
+        self._check_fields()
+        self._check_vocabulary()
         return self.report
 
     def _add(self, name: str, result: str, detail: str, advice: str = "") -> None:
@@ -210,8 +241,11 @@ class Doctor:
                 "use the tenant's https:// URL",
             )
 
-    def _reach(self, probe: Probe) -> bool:
-        """Reachability, TLS and authentication: one listing call. False: nothing more to do."""
+    def _reach(self, probe: Probe) -> bool | None:
+        """Reachability and TLS: one listing call with the configured authentication.
+
+        Returns whether the configured authentication works, ``None`` when there is nothing
+        more to check (no answer, or not the Connections API)."""
         outcome = probe.page(ImmutaClient.list_connections, page_size=1)
         error = outcome.error
         if isinstance(error, ImmutaTransportError):
@@ -223,18 +257,12 @@ class Doctor:
                     "(connection extra ca_bundle) with the CA that signed it"
                 )
             self._add("reachable", FAIL, text, advice)
-            return False
-        status = outcome.answer.status_code if outcome.answer else None
-        self._add("reachable", OK, f"{self.target.base_url} answered HTTP {status}")
+            return None
+        answered = outcome.answer.status_code if outcome.answer else "an answer"
+        self._add("reachable", OK, f"{self.target.base_url} answered HTTP {answered}")
         self._tls()
-        if isinstance(error, ImmutaAPIError) and error.status_code in (401, 403):
-            self._add(
-                "authentication",
-                FAIL,
-                describe(error),
-                "check the API key (Immuta profile > API Keys) and that its user may list "
-                "connections",
-            )
+        if _refused(error):
+            self._configured_error = error
             return False
         if isinstance(error, ImmutaAPIError):
             advice = "see the message"
@@ -244,9 +272,43 @@ class Doctor:
                     "URL (with the path prefix, if Immuta sits behind one)"
                 )
             self._add("connections API", FAIL, describe(error), advice)
-            return False
-        self._add("authentication", OK, "the API key was accepted (GET /api/connections)")
+            return None
         return True
+
+    def _auth_methods(self, *, configured_works: bool) -> str | None:
+        """Try each way of using the key; returns one that works (``None``: none does)."""
+        configured = str(self.target.client_options.get("auth_method", DEFAULT_AUTH_METHOD))
+        works, refused = [], []
+        for method in AUTH_CANDIDATES:
+            with self._probe(**{**self.target.client_options, "auth_method": method}) as probe:
+                error = probe.page(ImmutaClient.list_connections, page_size=1).error
+            if error is None:
+                works.append(method)
+            else:
+                refused.append(f"{method} ({_short(error)})")
+        seen = f"works: {_names(works)}; refused: {_names(refused)}"
+        if configured_works:
+            self._add(
+                "authentication", OK, f"the configured auth_method {configured!r} works; {seen}"
+            )
+            return configured
+        if works:
+            self.report.suggested_extras["auth_method"] = works[0]
+            self._add(
+                "authentication",
+                FAIL,
+                f"the configured auth_method {configured!r} is refused "
+                f"({_short(self._configured_error)}); {seen}",
+                f"set the connection extra auth_method to {works[0]!r} (suggested below)",
+            )
+            return works[0]
+        self._add(
+            "authentication",
+            FAIL,
+            f"no way of using the API key works: {_short(self._configured_error)}; {seen}",
+            "check the API key (Immuta profile > API Keys) and that its user may list connections",
+        )
+        return None
 
     # --- listings ------------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from immuta_provider.client import ImmutaValidationError
-from immuta_provider.doctor.checks import Target, run_checks
+from immuta_provider.client.vocabulary import AUTH_METHODS
+from immuta_provider.doctor.checks import StatusSets, Target, run_checks
 from immuta_provider.doctor.report import render_table
 
 DEFAULT_KEY_VARIABLE = "IMMUTA_API_KEY"
@@ -72,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="inspect this Immuta connection (default: the first few listed)",
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")
+    parser.add_argument(
+        "--auth-method",
+        choices=AUTH_METHODS,
+        help="how the provider is to use the key (default: the connection's auth_method, or auto)",
+    )
     parser.add_argument("--ca-bundle", metavar="PATH", help="CA bundle to verify TLS, with --url")
     parser.add_argument(
         "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
@@ -99,6 +105,7 @@ def _target_from_url(args: argparse.Namespace) -> Target:
         source="--url",
         verify=args.ca_bundle or True,
         timeout=args.timeout,
+        client_options={"auth_method": args.auth_method or AUTH_METHODS[0]},
         connection_key=args.connection_key,
     )
 
@@ -123,6 +130,12 @@ def _target_from_airflow(args: argparse.Namespace) -> Target:
         source=f"Airflow connection {args.conn_id!r}",
         verify=settings.verify,
         timeout=args.timeout if args.timeout != 30.0 else settings.timeout,
+        client_options={"auth_method": args.auth_method or settings.auth_method},
+        statuses=StatusSets(
+            success=settings.statuses.success,
+            failure=settings.statuses.failure,
+            active=settings.statuses.active,
+        ),
         connection_key=args.connection_key,
     )
 

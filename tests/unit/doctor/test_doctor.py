@@ -306,8 +306,38 @@ def test_a_refused_key_fails_authentication_and_never_shows_the_key(
     report = json.loads((tmp_path / "r.json").read_text())
     assert [c["result"] for c in report["checks"]][-1] == "fail"
     assert report["checks"][-1]["name"] == "authentication"
-    assert f"Immuta returned {status}" in text
+    assert "no way of using the API key works" in text
+    assert report["checks"][-1]["detail"].count(f"HTTP {status}") >= 3
     assert KEY not in text and KEY not in json.dumps(report)
+
+
+def test_a_tenant_taking_only_the_raw_key_suggests_auth_method_raw_key() -> None:
+    tenant = FakeTenant()
+
+    def raw_key_only(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/bim/apikey/authenticate":
+            return httpx.Response(404, json={"message": "Not Found"})
+        if request.headers.get("authorization") != KEY:
+            return httpx.Response(401, json={"message": "Invalid credentials"})
+        return tenant(request)
+
+    report = run_checks(Target(URL, KEY), transport=httpx.MockTransport(raw_key_only))
+    check = by_name(report)["authentication"]
+    assert check.result == "fail"
+    assert "the configured auth_method 'auto' is refused (HTTP 401)" in check.detail
+    assert (
+        "works: raw-key; refused: exchange (HTTP 404 at the exchange), bearer-key (HTTP 401)"
+        in (check.detail)
+    )
+    assert report.suggested_extras == {"auth_method": "raw-key"}
+    # The rest was checked with the method that works.
+    assert by_name(report)["run statuses"].result == "ok"
+    assert report.exit_code == 1
+    pinned = run_checks(
+        Target(URL, KEY, client_options={"auth_method": "raw-key"}),
+        transport=httpx.MockTransport(raw_key_only),
+    )
+    assert pinned.exit_code == 0 and pinned.suggested_extras == {}
 
 
 def test_an_unreachable_tenant_fails_reachability() -> None:
