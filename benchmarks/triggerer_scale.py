@@ -261,7 +261,7 @@ class Harness:
         # read inside the trigger runner without a round trip to the supervisor).
         for conn_id, conn in self.connections(emulator_port, stub_port).items():
             self._airflow(
-                "connections", "add", conn_id, "--conn-json", json.dumps(conn), timeout=120
+                "connections", "add", conn_id, "--conn-json", json.dumps(conn), timeout=600
             )
         self._airflow("dags", "reserialize", timeout=300)
         self.sql(RECORDER_SQL)
@@ -485,6 +485,19 @@ class Harness:
         result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
 
+    def retire(self, dag_run_id: str) -> None:
+        """Take a finished variant's left-over waits out of the DB, so the next triggerer does not
+        pick them up (a variant that ran out of time leaves deferred task instances behind)."""
+        self.sql(
+            "DELETE FROM trigger WHERE id IN (SELECT trigger_id FROM task_instance "
+            "WHERE run_id = %s AND trigger_id IS NOT NULL)",
+            (dag_run_id,),
+        )
+        self.sql(
+            "UPDATE task_instance SET state = 'removed' WHERE run_id = %s AND state = 'deferred'",
+            (dag_run_id,),
+        )
+
     def unassigned_triggers(self) -> int:
         """Trigger rows no triggerer has taken yet."""
         return int(self.sql("SELECT count(*) FROM trigger WHERE triggerer_id IS NULL")[0][0])
@@ -501,7 +514,7 @@ class Harness:
     def resumed_count(self, dag_run_id: str) -> int:
         rows = self.sql(
             "SELECT count(DISTINCT map_index) FROM bench_ti_transition "
-            "WHERE run_id = %s AND old_state = 'deferred'",
+            "WHERE run_id = %s AND old_state = 'deferred' AND new_state = 'scheduled'",
             (dag_run_id,),
         )
         return int(rows[0][0])
@@ -605,6 +618,7 @@ def measure_variant(
     polls_by_path: dict[str, list[float]] = server.request("GET", "/_bench/polls").json()
     stats = server.stats()
     triggerer.stop()
+    harness.retire(dag_run_id)
 
     polls_by_run = {run_id_of_path(path): times for path, times in polls_by_path.items()}
     first_polls = [min(polls_by_run[r["run_id"]]) for r in runs if r["run_id"] in polls_by_run]
@@ -613,8 +627,8 @@ def measure_variant(
     all_polled_at = max(first_polls) if polled_runs == waits else None
     transitions = harness.transitions(dag_run_id)
     resumes: dict[int, list[float]] = {}
-    for index, old, _new, at in transitions:
-        if old == "deferred":
+    for index, old, new, at in transitions:
+        if old == "deferred" and new == "scheduled":
             resumes.setdefault(index, []).append(at)
     latencies = [resumes[i][0] - run["ends_at"] for i, run in enumerate(runs) if i in resumes]
     ended_before_first_poll = sum(
@@ -949,8 +963,8 @@ def run_takeover(
             resumed_after.append(min(after) - killed_at)
         intervals.extend(poll_intervals(times, killed_at))
     resumes: dict[int, int] = {}
-    for index, old, _new, _at in transitions:
-        if old == "deferred":
+    for index, old, new, _at in transitions:
+        if old == "deferred" and new == "scheduled":
             resumes[index] = resumes.get(index, 0) + 1
     events: dict[str, int] = {}
     for counts in (counts_a, counts_b):
