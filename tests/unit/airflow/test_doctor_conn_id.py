@@ -8,7 +8,7 @@ import json
 
 import httpx
 import pytest
-from tests.unit.doctor.test_doctor import KEY, FakeTenant
+from tests.unit.doctor.test_doctor import KEY, FakeTenant, rename_statuses, tenant_data
 
 from immuta_provider.doctor.cli import main
 
@@ -58,3 +58,21 @@ def test_an_unusable_connection_is_a_usage_error(
         monkeypatch.setenv("AIRFLOW_CONN_IMMUTA_DOCTOR_MISSING", json.dumps(connection))
     assert main(["--conn-id", "immuta_doctor_missing"]) == 2
     assert said in capsys.readouterr().err
+
+
+def test_conn_id_checks_against_the_connection_s_status_extras(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = rename_statuses(tenant_data(), {"COMPLETED": "SUCCEEDED", "FAILED": "ERROR"})
+    conn = {"conn_type": "immuta", "host": "immuta.acme.example", "password": KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_IMMUTA_PLAIN", json.dumps(conn))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_IMMUTA_SET",
+        json.dumps(
+            {**conn, "extra": {"success_statuses": "SUCCEEDED", "failure_statuses": ["ERROR"]}}
+        ),
+    )
+    out = io.StringIO()
+    transport = httpx.MockTransport(FakeTenant(data))
+    assert main(["--conn-id", "immuta_plain"], stdout=out, transport=transport) == 1
+    assert main(["--conn-id", "immuta_set"], stdout=out, transport=transport) == 0
