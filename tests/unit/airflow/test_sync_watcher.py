@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 INTERVAL = 0.5
+DIALECT = Path(__file__).resolve().parents[2] / "dialects" / "acme-data.json"
 KEY = "snowflake-prod"
 FIVE_CONNECTIONS = ["snowflake-prod", "databricks-analytics", "trino-archive", "snowflake-legacy"]
 
@@ -281,3 +283,29 @@ async def test_permanent_errors_are_logged_and_retried_slowly(
     assert f"connection {key!r} cannot be watched" in errors[0]
     assert "polling it again in 1.5 s" in errors[0]
     assert "wrong-key-1234" not in caplog.text
+
+
+async def test_a_tenant_with_other_status_names_fires_on_its_success_status(
+    start_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection's success_statuses / failure_statuses extras decide what ended and how."""
+    tenant = start_emulator(dialect=DIALECT)
+    extras = {"success_statuses": "SUCCEEDED", "failure_statuses": "ERROR, ABORTED"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_IMMUTA_DEFAULT", immuta_connection(tenant.url, tenant.api_key, **extras)
+    )
+    tenant.admin.set_behaviour(KEY, sync_duration=0.2)
+    watchers = Watchers()
+    trigger = _trigger()
+    first = watchers.add(trigger)
+    with ImmutaClient(tenant.url, tenant.api_key) as client:
+        try:
+            await _until("the first look", lambda: trigger._memory is not None)
+            task_id = await asyncio.to_thread(_sync, client)
+            await _until("the event", lambda: watchers.events[first], timeout=20)
+            await asyncio.sleep(3 * INTERVAL)
+        finally:
+            await watchers.stop()
+    (payload,) = watchers.events[first]
+    assert payload["immuta_task_id"] == task_id
+    assert payload["status"] == "SUCCEEDED" and payload["outcome"] == "success"
