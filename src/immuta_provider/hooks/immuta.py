@@ -27,7 +27,7 @@ from immuta_provider.client.errors import (
     ImmutaTransportError,
 )
 from immuta_provider.client.statuses import RunStatuses
-from immuta_provider.client.vocabulary import TOKEN_EXCHANGE_PATH
+from immuta_provider.client.vocabulary import AUTH_METHODS, TOKEN_EXCHANGE_PATH
 from immuta_provider.hooks.connection_settings import (
     CONN_TYPE,
     MAX_CONNECT_TIMEOUT,
@@ -79,10 +79,10 @@ class ImmutaHook(BaseHook):
         from wtforms import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
             BooleanField,
             IntegerField,
-            SelectField,
             StringField,
         )
         from wtforms.validators import (  # type: ignore[import-not-found, import-untyped, unused-ignore]
+            AnyOf,
             NumberRange,
             Optional,
         )
@@ -124,13 +124,11 @@ class ImmutaHook(BaseHook):
                 )
                 for name in connection_form.STATUS_FIELDS
             },
-            "auth_method": SelectField(
+            # 2.11 forms take only string, integer, password and boolean fields: no select.
+            "auth_method": StringField(
                 lazy_gettext(labels["auth_method"]),
-                choices=[
-                    method
-                    for method in connection_form.CONN_FIELDS["auth_method"]["schema"]["enum"]
-                    if method
-                ],
+                validators=[Optional(), AnyOf(AUTH_METHODS)],
+                widget=BS3TextFieldWidget(),
                 description=helps["auth_method"],
                 default=connection_form.CONN_FIELDS["auth_method"]["schema"]["default"],
             ),

@@ -185,6 +185,8 @@ def test_airflow_2_builds_the_connection_form_from_the_hook_methods() -> None:
         ({"timeout": "0"}, {"timeout"}),
         ({"max_retries": "-1"}, {"max_retries"}),
         ({"timeout": "soon"}, {"timeout"}),
+        ({"auth_method": "raw-key"}, set()),
+        ({"auth_method": "oauth"}, {"auth_method"}),
     ],
 )
 def test_airflow_2_connection_form_validates_the_extras(
@@ -208,6 +210,7 @@ def test_airflow_2_connection_form_validates_the_extras(
         empty = form_class().data
         assert empty["extra__immuta__verify_ssl"] is True
         assert (empty["extra__immuta__timeout"], empty["extra__immuta__max_retries"]) == (30, 3)
+        assert empty["extra__immuta__auth_method"] == "auto"
 
 
 def test_config_section_declares_every_option_the_provider_reads() -> None:
