@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 
 class ImmutaMixin:
-    """Mixed into the Immuta operators and sensors, before Airflow's base class.
+    """Mixed into the Immuta operators and sensors, after Airflow's base class (first, Airflow
+    would give each operator BaseOperator's __init__ signature and mapped tasks None inlets).
 
     The class using it sets ``immuta_conn_id`` and ``connection_key`` in its ``__init__``.
     """

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from immuta_provider.client.models import TaskRun
 
 
-class ImmutaBaseOperator(ImmutaMixin, BaseOperator):
+class ImmutaBaseOperator(BaseOperator, ImmutaMixin):
     """Base of the Immuta operators: the hook of ``immuta_conn_id`` and the Immuta UI links
     (:class:`~immuta_provider._immuta_mixin.ImmutaMixin`).
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     pass
 
 
-class ImmutaConnectionHealthSensor(ImmutaMixin, BaseSensorOperator):
+class ImmutaConnectionHealthSensor(BaseSensorOperator, ImmutaMixin):
     """Wait until an Immuta connection is ``ACTIVE`` and each of its enabled components is
     ``HEALTHY``.
 

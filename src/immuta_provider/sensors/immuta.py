@@ -34,7 +34,7 @@ POLL_ERRORS_KEY = "immuta_poll_errors"
 """Key in ``task_state_store`` (Airflow 3.3+) of the failed polls in a row (reschedule mode)."""
 
 
-class ImmutaTaskRunSensor(ImmutaMixin, BaseSensorOperator):
+class ImmutaTaskRunSensor(BaseSensorOperator, ImmutaMixin):
     """Wait until an Immuta task run has ended.
 
     Works in ``poke`` and ``reschedule`` mode, and deferred in the triggerer with

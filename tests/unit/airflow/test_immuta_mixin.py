@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from tests.support.airflow_versions import authoring
 
 import immuta_provider.operators as operators
 import immuta_provider.sensors as sensors
@@ -62,3 +63,18 @@ def test_the_hook_is_built_once_and_links_are_pushed_once_per_change(
         "immuta_task_id": TASK,
         "run_id": RUN,
     }
+
+
+def test_mapped_operators_keep_airflows_default_inlets_and_outlets() -> None:
+    """Airflow patches the ``__init__`` of a class whose first base is not where its ``__init__``
+    comes from; with the mixin first, every Immuta operator got BaseOperator's signature as its
+    own and a mapped task's inlets became None, failing every mapped sync (the nightly DAG)."""
+    from immuta_provider.operators import ImmutaDataObjectSyncOperator
+
+    with authoring("DAG")("mixin_mapping", schedule=None):
+        mapped = ImmutaDataObjectSyncOperator.partial(task_id="sync").expand(
+            connection_key=["snowflake-prod", "databricks-analytics"]
+        )
+    assert mapped.inlets == []
+    assert mapped.outlets is not None
+    assert "__init__" not in vars(ImmutaMixin)
