@@ -131,6 +131,17 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         immuta_task_id, run = self._start_or_attach(client, store)
         self._immuta_task_id = immuta_task_id
         self._run_id = run.run_id if run is not None else None
+        if store is not None and self.wait_for_completion:
+            # At once, before anything else talks to Airflow or Immuta: a retry after a crash
+            # finds the run here (the later the write, the wider the window for a second sync).
+            store.set(
+                EARLIER_TRY_KEY,
+                {
+                    "connection_key": self.connection_key,
+                    "immuta_task_id": immuta_task_id,
+                    "run_id": self._run_id,
+                },
+            )
         self._push_link(context)
         if run is not None:
             self.log.info(
@@ -145,16 +156,6 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
 
         if self.emit_asset:
             self._announce(immuta_task_id)
-        if store is not None:
-            # Before waiting: a retry after a crash finds the run here.
-            store.set(
-                EARLIER_TRY_KEY,
-                {
-                    "connection_key": self.connection_key,
-                    "immuta_task_id": immuta_task_id,
-                    "run_id": self._run_id,
-                },
-            )
         result = self._wait_or_defer(client, immuta_task_id, run)
         self._forget_run(context)
         self._emit_asset_event(context, result)
