@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from immuta_provider.emulator.process import RunningEmulator, run_emulator
-from tests.integration.airflow_env import AirflowEnvironment, DagRunResult, immuta_connection
+from tests.integration.airflow_env import AirflowEnvironment, DagRunResult
+from tests.support.connections import immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
