@@ -23,7 +23,6 @@ from immuta_provider.emulator.dialect import Dialect
 from immuta_provider.emulator.process import RunningEmulator
 from tests.integration.airflow_env import AirflowEnvironment, DagRunResult
 from tests.support.airflow_homes import REPO_ROOT
-from tests.support.airflow_versions import AIRFLOW_V3
 from tests.support.connections import immuta_connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -182,18 +181,7 @@ def test_doctor_names_the_auth_methods_of_a_dialect_with_exchange_only(
 
 # --- the nightly example DAG ------------------------------------------------------------------
 
-# On Airflow 3.3 every mapped sync task of the nightly DAG fails before it runs, whatever the
-# tenant (the default emulator too), since 9683de8 (ImmutaMixin): "TypeError: 'NoneType' object is
-# not iterable" at InletEventsAccessors(self.task.inlets) in get_template_context. f4ab16d and
-# ed69468 pass. Strict: these tests fail as soon as that is fixed, so the marker goes with it.
-NIGHTLY_BROKEN_ON_3 = pytest.mark.xfail(
-    AIRFLOW_V3,
-    strict=True,
-    reason="mapped ImmutaDataObjectSyncOperator fails on 3.3 since 9683de8 (task.inlets is None)",
-)
 
-
-@NIGHTLY_BROKEN_ON_3
 @pytest.mark.parametrize("name", [path.stem for path in DIALECT_FILES])
 def test_nightly_dag_succeeds_with_the_suggested_extras(
     nightly_runs: dict[tuple[str, str], DagRunResult], name: str
@@ -210,7 +198,6 @@ def test_nightly_dag_succeeds_with_the_suggested_extras(
         assert summary["data_objects_after"][key] > summary["data_objects_before"][key] > 0
 
 
-@NIGHTLY_BROKEN_ON_3
 @pytest.mark.parametrize("name", [path.stem for path in DIALECT_FILES])
 def test_nightly_dag_without_the_extras_fails_fast_naming_the_status_and_the_extras(
     tenants: dict[str, DialectTenant],
