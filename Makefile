@@ -43,7 +43,7 @@ browser-deps:
 
 test: install lint typecheck docs browser-deps
 	$(BIN)/pytest -q
-	$(MAKE) test-airflow-2.11
+	$(MAKE) test-airflow-2.11 $(addprefix test-airflow-,$(AF3_LINES))
 
 # Airflow 2.11 (docs/installation.md): the Airflow unit tests and the integration suite again, in
 # a venv of their own from requirements/airflow-2.11.txt (none of them needs the 3.3-only pins).
@@ -57,7 +57,21 @@ $(AF2_VENV)/.installed: $(BIN)/uv $(AF2_LOCK) pyproject.toml
 	touch $@
 
 test-airflow-2.11: $(AF2_VENV)/.installed
-	$(AF2_VENV)/bin/pytest -q -p no:cacheprovider tests/unit/airflow tests/integration
+	$(AF2_VENV)/bin/pytest -q -p no:cacheprovider tests/unit/airflow tests/integration tests/versions
+
+# Airflow 3.0, 3.1 and 3.2 (docs/installation.md): the Airflow unit tests and the version suite
+# (tests/versions) in a venv each, .venv-af3.N from requirements/airflow-3.N.txt.
+AF3_LINES := 3.0 3.1 3.2
+.PRECIOUS: .venv-af%/.installed
+
+.venv-af%/.installed: $(BIN)/uv requirements/airflow-%.txt pyproject.toml
+	$(BIN)/uv venv -q --allow-existing --python $(PYTHON) .venv-af$*
+	$(BIN)/uv pip install -q --python .venv-af$*/bin/python -r requirements/airflow-$*.txt
+	$(BIN)/uv pip install -q --python .venv-af$*/bin/python --no-deps -e .
+	touch $@
+
+test-airflow-%: .venv-af%/.installed
+	.venv-af$*/bin/pytest -q -p no:cacheprovider tests/unit/airflow tests/versions
 
 # Benchmarks (benchmarks/README.md): a separate venv with the peer providers we compare against,
 # so that `make test` never depends on them. Prints a table, writes benchmarks/results/latest.json.

@@ -12,7 +12,6 @@ this module. The names imported eagerly are already loaded by ``import airflow.s
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type-check against the 3.x SDK
@@ -30,24 +29,29 @@ if TYPE_CHECKING:  # type-check against the 3.x SDK
     from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
     from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 else:
+    # Each name from the newest location that has it: the 3.x authoring API grew over 3.0-3.2
+    # (3.0 has no ``airflow.sdk.BaseHook``, 3.0-3.1 no ``airflow.sdk.conf``, 3.0 no
+    # ``airflow.sdk.exceptions.AirflowException``, 3.0-3.1 no ``...AirflowSensorTimeout``).
+    # BaseHook is resolved on first use (``__getattr__``): on 3.0 it lives in ``airflow.hooks``,
+    # which a DAG file importing the operators should not pay for.
     try:  # Airflow 3.x
-        from airflow.sdk import (
-            BaseHook,
-            BaseOperator,
-            BaseOperatorLink,
-            BaseSensorOperator,
-            PokeReturnValue,
-            conf,
-        )
-        from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+        from airflow.sdk import BaseOperator, BaseOperatorLink, BaseSensorOperator, PokeReturnValue
     except ImportError:  # pragma: no cover - Airflow 2.11
-        from airflow.configuration import conf
-        from airflow.exceptions import AirflowException, AirflowSensorTimeout
-        from airflow.hooks.base import BaseHook
         from airflow.models.baseoperator import BaseOperator
         from airflow.models.baseoperatorlink import BaseOperatorLink
         from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
-
+    try:  # Airflow 3.2+
+        from airflow.sdk import conf
+    except ImportError:  # pragma: no cover - Airflow 3.0-3.1 and 2.11
+        from airflow.configuration import conf
+    try:  # Airflow 3.1+
+        from airflow.sdk.exceptions import AirflowException
+    except ImportError:  # pragma: no cover - Airflow 3.0 and 2.11
+        from airflow.exceptions import AirflowException
+    try:  # Airflow 3.2+
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+    except ImportError:  # pragma: no cover - Airflow 3.0-3.1 and 2.11
+        from airflow.exceptions import AirflowSensorTimeout
 
 __all__ = [
     "AirflowException",
@@ -75,6 +79,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "BaseHook":
+        return _base_hook()
     # The trigger base classes cost ~8 ms to import and only the triggerer and the deferring
     # operator need them, so they are resolved on first access rather than at DAG parse time.
     if name in ("BaseTrigger", "TriggerEvent"):
@@ -147,6 +153,14 @@ def asset_state_accessor(uri: str) -> Any:
     return AssetStateStoreAccessor(uri=uri)
 
 
+def _base_hook() -> Any:
+    try:  # Airflow 3.1+
+        from airflow.sdk import BaseHook
+    except ImportError:  # pragma: no cover - Airflow 3.0 and 2.11
+        from airflow.hooks.base import BaseHook  # type: ignore[attr-defined,no-redef]
+    return BaseHook
+
+
 def ensure_asset_alias(name: str) -> None:
     """Make sure the metadata database has a row for the asset alias ``name`` (Airflow 2.11).
 
@@ -175,26 +189,34 @@ def ensure_asset_alias(name: str) -> None:
 
 def mask_secret(secret: str) -> None:
     """Register ``secret`` with Airflow's secrets masker so it is redacted from task logs."""
-    try:
+    try:  # Airflow 3.1+
         from airflow.sdk.log import mask_secret as _mask_secret
-    except ImportError:  # pragma: no cover - Airflow 2.11
-        from airflow.utils.log.secrets_masker import (  # type: ignore[no-redef]
-            mask_secret as _mask_secret,
-        )
+    except ImportError:  # pragma: no cover - Airflow 3.0 and 2.11
+        try:  # Airflow 3.0
+            from airflow.sdk.execution_time.secrets_masker import (  # type: ignore[no-redef]
+                mask_secret as _mask_secret,
+            )
+        except ImportError:  # Airflow 2.11
+            from airflow.utils.log.secrets_masker import (  # type: ignore[no-redef]
+                mask_secret as _mask_secret,
+            )
     _mask_secret(secret)
 
 
 async def amask_secret(secret: str) -> None:
     """Async-safe :func:`mask_secret` for code running in the triggerer's event loop.
 
-    3.x's synchronous ``mask_secret`` talks to the supervisor with a blocking send, which can
-    deadlock inside the event loop; its ``amask_secret`` does not. 2.11 has no supervisor, so the
-    plain in-process masker is enough there.
+    3.3 has ``amask_secret``. Elsewhere the synchronous one runs through asgiref's
+    ``sync_to_async``, as Airflow's triggerer asks of Task SDK calls: on 3.0 a plain call from
+    the event loop fails (the triggerer's ``async_to_sync`` refuses to run in the loop's thread);
+    3.1-3.2 would cope either way, and 2.11 has no supervisor.
     """
-    try:
+    try:  # Airflow 3.3+
         from airflow.sdk.log import amask_secret as _amask_secret
-    except ImportError:  # pragma: no cover - Airflow 2.11
-        mask_secret(secret)
+    except ImportError:  # pragma: no cover - Airflow 3.0-3.2 and 2.11
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(mask_secret)(secret)
         return
     await _amask_secret(secret)
 
@@ -202,13 +224,18 @@ async def amask_secret(secret: str) -> None:
 async def aget_connection(conn_id: str) -> Any:
     """Read an Airflow connection without blocking the running event loop.
 
-    3.x has ``BaseHook.aget_connection``, which asks the supervisor asynchronously. 2.11 only has
-    the synchronous lookup (a database or secrets-backend read), so it runs in a worker thread.
+    3.1+ has ``BaseHook.aget_connection``, which asks the supervisor asynchronously. 3.0 and 2.11
+    only have the synchronous lookup (a request to the supervisor on 3.0, a database or
+    secrets-backend read on 2.11); it runs through asgiref's ``sync_to_async``, which on 3.0 is
+    what lets the triggerer answer it from its event loop.
     """
-    aget = getattr(BaseHook, "aget_connection", None)
+    base_hook = _base_hook()
+    aget = getattr(base_hook, "aget_connection", None)
     if aget is not None:
         return await aget(conn_id)
-    return await asyncio.to_thread(BaseHook.get_connection, conn_id)  # pragma: no cover - 2.11
+    from asgiref.sync import sync_to_async  # pragma: no cover - Airflow 3.0 and 2.11
+
+    return await sync_to_async(base_hook.get_connection)(conn_id)  # pragma: no cover
 
 
 def get_xcom_value(ti_key: Any, key: str) -> Any:

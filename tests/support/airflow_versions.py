@@ -50,14 +50,18 @@ def log_lines(output: str) -> list[str]:
 
 def dag_bag(dag_file: Path) -> Any:
     """A DagBag of one DAG file, parsed the way the DAG processor parses it."""
-    if AIRFLOW_V3:
-        from airflow.dag_processing.dagbag import DagBag
+    import inspect
 
-        return DagBag(dag_folder=str(dag_file))
-    from airflow.models.dagbag import DagBag  # 2.11
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # 3.2+
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # 2.11-3.1
 
-    # 2.11 would also load its example DAGs unless told not to (the child env says so too).
-    return DagBag(dag_folder=str(dag_file), include_examples=False)
+    # 2.11-3.2 would also load their example DAGs unless told not to (the child env says so too);
+    # 3.3 has no such option.
+    if "include_examples" in inspect.signature(DagBag).parameters:
+        return DagBag(dag_folder=str(dag_file), include_examples=False)
+    return DagBag(dag_folder=str(dag_file))
 
 
 def write_dag_to_db(dag: Any) -> None:
@@ -122,7 +126,10 @@ def trigger_round_trip(kwargs: dict[str, Any]) -> dict[str, Any]:
     ``BaseSerialization`` (and Fernet, when a key is set) and decodes them in the triggerer.
     """
     if AIRFLOW_V3:
-        from airflow.sdk.serde import deserialize, serialize
+        try:
+            from airflow.sdk.serde import deserialize, serialize  # 3.2+
+        except ImportError:
+            from airflow.serialization.serde import deserialize, serialize  # 3.0-3.1
 
         decoded: dict[str, Any] = deserialize(serialize(kwargs))
         return decoded
@@ -138,8 +145,9 @@ def connection_from_json(value: str, conn_id: str) -> Any:
     if AIRFLOW_V3:
         from airflow.sdk import Connection
 
-        return Connection.from_json(value, conn_id=conn_id)
-    from airflow.models.connection import Connection as ConnectionModel  # 2.11
+        if hasattr(Connection, "from_json"):  # 3.1+
+            return Connection.from_json(value, conn_id=conn_id)
+    from airflow.models.connection import Connection as ConnectionModel  # 2.11-3.0
 
     return ConnectionModel.from_json(value, conn_id=conn_id)
 
@@ -149,8 +157,9 @@ def connection_from_uri(uri: str, conn_id: str) -> Any:
     if AIRFLOW_V3:
         from airflow.sdk import Connection
 
-        return Connection.from_uri(uri, conn_id=conn_id)
-    from airflow.models.connection import Connection as ConnectionModel  # 2.11
+        if hasattr(Connection, "from_uri"):  # 3.1+
+            return Connection.from_uri(uri, conn_id=conn_id)
+    from airflow.models.connection import Connection as ConnectionModel  # 2.11-3.0
 
     return ConnectionModel(conn_id=conn_id, uri=uri)
 
@@ -158,7 +167,10 @@ def connection_from_uri(uri: str, conn_id: str) -> Any:
 def redact(value: str) -> str:
     """``value`` as the secrets masker of task logs prints it."""
     if AIRFLOW_V3:
-        from airflow.sdk._shared.secrets_masker import redact as _redact
+        try:
+            from airflow.sdk._shared.secrets_masker import redact as _redact  # 3.1+
+        except ImportError:
+            from airflow.sdk.execution_time.secrets_masker import redact as _redact  # 3.0
     else:
         from airflow.utils.log.secrets_masker import redact as _redact  # 2.11
     return str(_redact(value))

@@ -16,6 +16,7 @@ import airflow
 import jsonschema
 import pytest
 from tests.support.airflow_versions import AIRFLOW_V3
+from tests.versions.features import features
 
 from immuta_provider import get_provider_info
 from immuta_provider.hooks.immuta import ImmutaHook
@@ -99,8 +100,8 @@ def test_connection_form_declaration() -> None:
 
 
 @pytest.mark.skipif(
-    not AIRFLOW_V3,
-    reason="the 3.2+ API server's form (conn-fields); 2.11's is tested from the hook methods below",
+    features()["connection_form"] != "conn-fields",
+    reason="3.3's API server form (conn-fields, no hook import); other lines: tests/versions",
 )
 def test_airflow_ui_metadata_comes_from_provider_info_without_the_hook() -> None:
     """What Airflow 3.3's API server sends to the connection form for type ``immuta``."""
