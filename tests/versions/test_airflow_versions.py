@@ -193,7 +193,7 @@ def test_airflow_lists_the_provider_and_its_connection_type(suite: Suite) -> Non
 def test_connection_form(suite: Suite) -> None:
     """The form the UI gets: the same labels, hidden fields and extras on every line that builds
     one (features._connection_form says from where); Airflow's plain form on 3.0 without
-    flask-appbuilder, where the extras go in the Extra JSON field (tests/unit/airflow reads them)."""
+    flask-appbuilder, where the extras go in the Extra JSON field (tests/unit/airflow reads it)."""
     returncode, output = suite.form_probe
     assert returncode == 0, output
     form = json.loads(output.strip().splitlines()[-1])
