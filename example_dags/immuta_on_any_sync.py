@@ -20,7 +20,10 @@ import os
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import dag, task
+try:
+    from airflow.sdk import dag, task
+except ImportError:  # Airflow 2.11: the watcher below then says it needs Airflow 3.3
+    from airflow.decorators import dag, task
 
 from immuta_provider.assets import immuta_sync_completed_asset
 

@@ -51,7 +51,23 @@ def features() -> dict[str, bool | str]:
         # Per-asset state and shared poll loops for event (asset watcher) triggers.
         "asset_state_store": "asset_state_store" in inspect.getsource(triggers_base),
         "shared_streams": _has_module("airflow.triggers.shared_stream"),
+        # Asset URI normalizers for tasks come from the Task SDK's own providers manager.
+        "task_runtime_providers_manager": _has_module("airflow.sdk.providers_manager_runtime"),
+        # Asset() drops user info from a URI with a warning, before our normalizer sees it.
+        "asset_drops_user_info": _asset_drops_user_info(),
     }
+
+
+def _asset_drops_user_info() -> bool:
+    import warnings
+
+    try:
+        from airflow.sdk import Asset
+    except ImportError:  # 2.11: Dataset drops it
+        return True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return "someone@" not in Asset("vstest://someone@acme.example/p").uri
 
 
 def _connection_form() -> str:
@@ -84,6 +100,8 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
         "task_state_store": False,
         "asset_state_store": False,
         "shared_streams": False,
+        "task_runtime_providers_manager": False,
+        "asset_drops_user_info": True,
     },
     "3.0": {
         "aget_connection": False,
@@ -92,6 +110,8 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
         "task_state_store": False,
         "asset_state_store": False,
         "shared_streams": False,
+        "task_runtime_providers_manager": False,
+        "asset_drops_user_info": True,
     },
     "3.1": {
         "aget_connection": True,
@@ -100,6 +120,8 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
         "task_state_store": False,
         "asset_state_store": False,
         "shared_streams": False,
+        "task_runtime_providers_manager": False,
+        "asset_drops_user_info": False,
     },
     "3.2": {
         "aget_connection": True,
@@ -108,6 +130,8 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
         "task_state_store": False,
         "asset_state_store": False,
         "shared_streams": False,
+        "task_runtime_providers_manager": True,
+        "asset_drops_user_info": False,
     },
     "3.3": {
         "aget_connection": True,
@@ -116,6 +140,8 @@ EXPECTED: dict[str, dict[str, bool | str]] = {
         "task_state_store": True,
         "asset_state_store": True,
         "shared_streams": True,
+        "task_runtime_providers_manager": True,
+        "asset_drops_user_info": False,
     },
 }
 """The support table of docs/installation.md, as data."""

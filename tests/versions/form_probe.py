@@ -1,6 +1,6 @@
-"""Print, as JSON, the ``immuta`` connection form the installed Airflow's UI would get.
+"""Write, as JSON, the ``immuta`` connection form the installed Airflow's UI would get.
 
-    python tests/versions/form_probe.py
+    python tests/versions/form_probe.py OUT_JSON
 
 Run in a child process with a clean ``sys.modules``, so that whether Airflow imported our hook
 to build the form (2.11-3.1: the hook methods) or not (3.2+: ``conn-fields``) can be seen.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
-def main() -> int:
+def main(out_path: str) -> int:
     from airflow.providers_manager import ProvidersManager
 
     out: dict[str, Any] = {}
@@ -47,9 +48,10 @@ def main() -> int:
         out["extras"] = sorted(meta.extra_fields or {})
         out["defaults"] = {k: v.get("value") for k, v in (meta.extra_fields or {}).items()}
     out["hook_imported"] = "immuta_provider.hooks.immuta" in sys.modules
-    print(json.dumps(out))
+    # A file, not stdout: Airflow 2.11-3.1 log to stdout around it.
+    Path(out_path).write_text(json.dumps(out))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))
