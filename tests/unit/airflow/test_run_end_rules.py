@@ -150,7 +150,11 @@ class FakeHook:
     def __init__(self, immuta: FakeImmuta, statuses: RunStatuses) -> None:
         self.run_statuses = statuses
         self.client = ImmutaClient(
-            BASE_URL, "unit-test-key", transport=httpx.MockTransport(immuta), max_retries=0
+            BASE_URL,
+            "unit-test-key",
+            transport=httpx.MockTransport(immuta),
+            max_retries=0,
+            auth_method="bearer-key",  # the fake Immuta has no key exchange
         )
 
     def get_client(self) -> ImmutaClient:

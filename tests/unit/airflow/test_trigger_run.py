@@ -84,7 +84,8 @@ def tenant(monkeypatch: pytest.MonkeyPatch) -> Iterator[Tenant]:
     tenant = Tenant()
     # No client retries: each failed poll is one request, so the counts below are exact.
     monkeypatch.setenv(
-        f"AIRFLOW_CONN_{CONN_ID.upper()}", immuta_connection(URL, API_KEY, max_retries=0)
+        f"AIRFLOW_CONN_{CONN_ID.upper()}",
+        immuta_connection(URL, API_KEY, max_retries=0, auth_method="bearer-key"),
     )
 
     def factory(settings: ImmutaConnectionSettings) -> AsyncImmutaClient:
