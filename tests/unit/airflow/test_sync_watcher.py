@@ -264,7 +264,8 @@ async def test_permanent_errors_are_logged_and_retried_slowly(
         key = "no-such-connection"
     else:
         monkeypatch.setenv(
-            "AIRFLOW_CONN_IMMUTA_DEFAULT", immuta_connection(emulator.url, "wrong-key-1234")
+            "AIRFLOW_CONN_IMMUTA_DEFAULT",
+            immuta_connection(emulator.url, "wrong-key-1234", auth_method="bearer-key"),
         )
     watchers = Watchers()
     watchers.add(_trigger(key, poll_interval=0.2))
