@@ -655,8 +655,11 @@ def test_cell(matrix: dict[tuple[str, str], Cell], place: str, fault_label: str)
     assert cell.seconds < CELL_DEADLINE, context
 
     if place in ("start: lookup", "start: create", "sensor poke") and not cell.succeeded:
-        # A clear failure: our exception type, and a text naming the fault.
-        assert cell.error_type == fault.error, context
+        # A clear failure: our exception type, and a text naming the fault. The sensor reports
+        # a non-transient error through its wait outcome (it tolerates transient ones, issue 14),
+        # so its task fails with the client's message rather than the class name.
+        expected_types = {fault.error, "task failed"} if place == "sensor poke" else {fault.error}
+        assert cell.error_type in expected_types, context
         assert re.search(fault.evidence, cell.message), context
     if place == "start: lookup":
         assert cell.tasks_created == (1 if cell.succeeded else 0), context
