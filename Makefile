@@ -42,7 +42,7 @@ browser-deps:
 	bash scripts/install-chromium.sh || echo "WARNING: Chromium not installed; tests/browser will be SKIPPED"
 
 test: install lint typecheck docs browser-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 	$(MAKE) test-airflow-2.11 $(addprefix test-airflow-,$(AF3_LINES))
 
 # Airflow 2.11 (docs/installation.md): the Airflow unit tests and the integration suite again, in

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -35,7 +36,12 @@ from typing import Any, Literal
 from pydantic import SecretStr
 
 from immuta_provider.client.endpoints import Endpoint
-from immuta_provider.client.errors import ImmutaAPIError, ImmutaError, ImmutaValidationError
+from immuta_provider.client.errors import (
+    ImmutaAPIError,
+    ImmutaError,
+    ImmutaValidationError,
+    reworded,
+)
 from immuta_provider.client.models import ImmutaModel
 from immuta_provider.client.vocabulary import AUTH_METHODS, TOKEN_EXCHANGE_PATH
 
@@ -153,7 +159,7 @@ class Credentials:
         "_api_key",
         "_clock",
         "_current",
-        "_renew_at",
+        "_lock",
         "_retired",
         "_token",
         "exchanges",
@@ -179,17 +185,19 @@ class Credentials:
         self.resolved: str | None = None if method == "auto" else method
         self._token: str | None = None
         self._retired: str | None = None  # the previous token, still redacted from error bodies
-        self._renew_at = math.inf
         self.generation = 0  # bumped with every new token: tells a stale 401 from a fresh one
         self.exchanges = 0
-        # The headers to send and the generation they belong to, replaced in one assignment so
-        # that a thread never pairs one token's headers with another token's generation.
-        self._current: tuple[dict[str, str] | None, int] = (None, 0)
+        # The headers to send, the generation they belong to and when to renew them, replaced in
+        # one assignment so that a thread never pairs one token's headers with another token's
+        # generation or renewal time. Writers hold ``_lock``: a 401 of the old token must not
+        # drop a token stored a moment before (that caused extra exchanges under load).
+        self._current: tuple[dict[str, str] | None, int, float] = (None, 0, math.inf)
+        self._lock = threading.Lock()
         key = api_key.get_secret_value()
         if self.resolved == "bearer-key":
-            self._current = ({"Authorization": f"Bearer {key}"}, 0)
+            self._current = ({"Authorization": f"Bearer {key}"}, 0, math.inf)
         elif self.resolved == "raw-key":
-            self._current = ({"Authorization": key}, 0)
+            self._current = ({"Authorization": key}, 0, math.inf)
 
     def __repr__(self) -> str:
         state = "token held" if self._token is not None else "no token"
@@ -203,16 +211,17 @@ class Credentials:
     def headers(self) -> tuple[dict[str, str] | None, int]:
         """The headers to send now and their token generation; ``None`` headers when an
         exchange must happen first."""
-        current = self._current
-        if current[0] is not None and self._token is not None and self._clock() >= self._renew_at:
-            return None, current[1]
-        return current
+        headers, generation, renew_at = self._current
+        if headers is not None and self._clock() >= renew_at:
+            return None, generation
+        return headers, generation
 
     def stored_headers(self) -> tuple[dict[str, str] | None, int]:
         """The headers of the last exchange (or the key) and their generation, whatever the
         clock says: a request that waited for that exchange uses its token even if the lifetime
         was tiny."""
-        return self._current
+        headers, generation, _ = self._current
+        return headers, generation
 
     def exchange_body(self) -> dict[str, str]:
         """The exchange's JSON body (the API key; sent only to the exchange endpoint)."""
@@ -220,16 +229,17 @@ class Credentials:
 
     def store_token(self, token: str, lifetime: float | None) -> None:
         """Use ``token`` from now on; renew it a margin before ``lifetime`` seconds pass."""
-        if self._token is not None and self._token != token:
-            self._retired = self._token
-        self._token = token
-        self._renew_at = (
+        renew_at = (
             math.inf if lifetime is None else self._clock() + lifetime - renewal_margin(lifetime)
         )
-        self.resolved = "exchange"
-        self.generation += 1
-        self.exchanges += 1
-        self._current = ({"Authorization": f"Bearer {token}"}, self.generation)
+        with self._lock:
+            if self._token is not None and self._token != token:
+                self._retired = self._token
+            self._token = token
+            self.resolved = "exchange"
+            self.generation += 1
+            self.exchanges += 1
+            self._current = ({"Authorization": f"Bearer {token}"}, self.generation, renew_at)
 
     def exchange_missing(self) -> bool:
         """The tenant has no exchange endpoint: for ``auto``, fall back to ``Bearer <API key>``
@@ -241,11 +251,13 @@ class Credentials:
             "token for the life of this client",
             EXCHANGE_PATH,
         )
-        self.resolved = "bearer-key"
-        self._current = (
-            {"Authorization": f"Bearer {self._api_key.get_secret_value()}"},
-            self.generation,
-        )
+        with self._lock:
+            self.resolved = "bearer-key"
+            self._current = (
+                {"Authorization": f"Bearer {self._api_key.get_secret_value()}"},
+                self.generation,
+                math.inf,
+            )
         return True
 
     def rejected(self, generation: int) -> bool:
@@ -257,10 +269,12 @@ class Credentials:
         """
         if self.resolved != "exchange":
             return False
-        if generation == self._current[1] and self._token is not None:
+        with self._lock:
+            dropped = generation == self._current[1] and self._current[0] is not None
+            if dropped:
+                self._current = (None, generation, -math.inf)
+        if dropped:
             logger.info("Immuta refused the API token (401); exchanging the API key again")
-            self._renew_at = -math.inf
-            self._current = (None, generation)
         return True
 
     def secrets(self) -> Iterator[str]:
@@ -299,12 +313,3 @@ def exchange_failed(error: ImmutaError) -> ImmutaError:
     else:
         advice = f"Exchanging the API key for a token (POST {EXCHANGE_PATH}) failed"
     return reworded(error, f"{advice}. {error}", auth_step="exchange")
-
-
-def reworded(error: ImmutaError, message: str, **attributes: Any) -> ImmutaError:
-    """A copy of ``error`` (same class, same attributes) with another message."""
-    copy = type(error).__new__(type(error))
-    Exception.__init__(copy, message)
-    copy.__dict__.update(error.__dict__)
-    copy.__dict__.update(attributes)
-    return copy

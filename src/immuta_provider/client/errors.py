@@ -103,6 +103,16 @@ class ImmutaError(Exception):
         return (_rebuild, (type(self), str(self), dict(self.__dict__)))
 
 
+def reworded(error: ImmutaError, message: str, **attributes: Any) -> ImmutaError:
+    """A copy of ``error`` (same class, same attributes, so ``except`` clauses and pickling
+    still work) with another message."""
+    copy = type(error).__new__(type(error))
+    Exception.__init__(copy, message)
+    copy.__dict__.update(error.__dict__)
+    copy.__dict__.update(attributes)
+    return copy
+
+
 class ImmutaValidationError(ImmutaError, ValueError):
     """An argument broke one of Immuta's rules; raised before any request is sent.
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from immuta_provider._compat import AirflowException, conf, ensure_asset_alias
+from immuta_provider._compat import conf, ensure_asset_alias
 from immuta_provider._task_runs import (
     fetch_run,
     latest_run,
@@ -18,7 +18,7 @@ from immuta_provider._task_runs import (
     status_text,
 )
 from immuta_provider.assets import DEFAULT_ASSET_ALIAS, immuta_sync_alias
-from immuta_provider.client.errors import ImmutaError, ImmutaNotFoundError
+from immuta_provider.client.errors import ImmutaError, ImmutaNotFoundError, reworded
 from immuta_provider.client.vocabulary import TaskType
 from immuta_provider.links import ImmutaConnectionLink, ImmutaTaskRunLink
 from immuta_provider.operators._base import ImmutaTaskRunWaitingOperator
@@ -277,7 +277,8 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
         Follow the sync of this connection created since just before the request, still going or
         completed, rather than fail this try and leave the sync to a retry a DAG may not have.
 
-        :raises AirflowException: when there is no such sync (the create did not take effect).
+        :raises ImmutaError: the create's error (same class), reworded, when there is no such sync
+            (the create did not take effect) or the search for it failed.
         """
         statuses = self.hook.run_statuses
         since = sent_at - LOST_CREATE_CLOCK_SKEW
@@ -300,18 +301,22 @@ class ImmutaDataObjectSyncOperator(ImmutaTaskRunWaitingOperator):
                 if run is None or status in statuses.success or status in statuses.attachable:
                     found = (task, run)
         except ImmutaError as search_error:
-            raise AirflowException(
+            # The create's own error class, so that what catches (or retries on) it still does.
+            raise reworded(
+                exc,
                 f"Creating a sync of Immuta connection {self.connection_key!r} got no usable "
                 f"answer ({exc}), and looking for the sync it may have started failed too "
                 f"({search_error}). Check the connection's tasks in Immuta before retrying: "
-                f"{self.hook.connection_url(self.connection_key)}"
+                f"{self.hook.connection_url(self.connection_key)}",
             ) from exc
         if found is None:
-            raise AirflowException(
+            raise reworded(
+                exc,
                 f"Creating a sync of Immuta connection {self.connection_key!r} got no usable "
                 f"answer ({exc}), and Immuta shows no sync of the connection created since then "
-                "that is still going or completed: the request did not take effect. Retry the "
-                "task."
+                "that is still going or completed: the request did not take effect, or Immuta is "
+                "still working on it. Retry the task: with reuse_running_sync=True (the default) "
+                "a retry attaches to the sync if one started, rather than start another.",
             ) from exc
         task, run = found
         self.log.info(
