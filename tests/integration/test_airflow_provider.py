@@ -27,17 +27,16 @@ from typing import Any
 import pytest
 
 from immuta_provider.client import ImmutaClient
-from immuta_provider.emulator.process import RunningEmulator, run_emulator
+from immuta_provider.emulator.process import RunningEmulator
 from tests.integration import scenarios as s
 from tests.integration.airflow_env import AirflowEnvironment, DagRunResult
-from tests.support.airflow_homes import REPO_ROOT
 from tests.support.airflow_versions import AIRFLOW_V3, trigger_round_trip
 from tests.support.connections import immuta_connection
+from tests.support.nightly import nightly_dag_started, top_level_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCENARIO_DAGS = Path(__file__).parent / "dags" / "immuta_scenarios.py"
-NIGHTLY_DAG = REPO_ROOT / "example_dags" / "immuta_nightly_sync.py"
 RUN_TIMEOUT = 240.0
 CANCEL_AFTER_RUNNING_FOR = 1.0
 
@@ -58,23 +57,13 @@ class Runs:
     cancelled_by_watcher: list[str] = field(default_factory=list)
 
 
-def _top_level_runs(client: ImmutaClient, key: str) -> list[dict[str, Any]]:
-    """Every run of every top-level sync task of a connection, oldest first."""
-    runs = []
-    for task in client.list_tasks(key, type="DATA_OBJECT_SYNC"):
-        if task.parent_id is None:
-            for run in client.list_task_runs(key, task.task_id):
-                runs.append({"task_id": task.task_id, **run.model_dump(mode="json")})
-    return sorted(runs, key=lambda run: run["created_at"] or "")
-
-
 def _cancel_from_outside(client: ImmutaClient, stop: threading.Event, done: list[str]) -> None:
     """Cancel each "cancelled from outside" sync once it has been RUNNING for a moment."""
     while not stop.is_set() and len(done) < len(s.CANCELLED_FROM_OUTSIDE):
         for key in s.CANCELLED_FROM_OUTSIDE:
             if key in done:
                 continue
-            for run in _top_level_runs(client, key):
+            for run in top_level_runs(client, key):
                 if run["status"] == "RUNNING":
                     stop.wait(CANCEL_AFTER_RUNNING_FOR)
                     client.cancel_task_run(key, run["task_id"], run["run_id"])
@@ -127,12 +116,9 @@ def runs(
     }
     fast = {"IMMUTA_SYNC_POLL_INTERVAL": str(s.POLL_INTERVAL)}
 
-    with run_emulator(
-        seed="demo", sync_duration=1.0, log_dir=tmp_path_factory.mktemp("nightly-emulator")
-    ) as nightly_emulator:
-        nightly_conn = {
-            "immuta_default": immuta_connection(nightly_emulator.url, nightly_emulator.api_key)
-        }
+    with nightly_dag_started(
+        airflow_env, tmp_path_factory.mktemp("nightly-emulator"), extra_env=fast
+    ) as nightly:
         stop, cancelled = threading.Event(), []
         watcher = threading.Thread(
             target=_cancel_from_outside, args=(client, stop, cancelled), daemon=True
@@ -140,9 +126,6 @@ def runs(
         watcher.start()
         operator = airflow_env.start_dag(SCENARIO_DAGS, s.OPERATOR_DAG, connections=conn)
         sensor = airflow_env.start_dag(SCENARIO_DAGS, s.SENSOR_DAG, connections=conn)
-        nightly = airflow_env.start_dag(
-            NIGHTLY_DAG, "immuta_nightly_sync", connections=nightly_conn, extra_env=fast
-        )
         connection_tests = {
             name: airflow_env.start_cli(
                 ["connections", "test", "immuta_default"], connections={"immuta_default": value}
@@ -164,24 +147,17 @@ def runs(
         }
         stop.set()
         watcher.join(10)
-        nightly_client = ImmutaClient(nightly_emulator.url, nightly_emulator.api_key)
-        nightly_runs = {
-            key: _top_level_runs(nightly_client, key)
-            for key in ("snowflake-prod", "databricks-analytics", "snowflake-legacy")
-        }
-        nightly_client.close()
-        nightly_tasks_created = dict(nightly_emulator.admin.counters()["tasks_created"])
 
     keys = (*s.CREATED_CONNECTIONS, s.FAILING)
     for result in results.values():
         print(f"{result.dag_id}: {result.wall_seconds}s wall")  # shown with pytest -s
     snapshot = Runs(
         **results,
-        nightly_emulator_runs=nightly_runs,
-        nightly_tasks_created=nightly_tasks_created,
+        nightly_emulator_runs=nightly.runs,
+        nightly_tasks_created=nightly.tasks_created,
         connection_tests=tests,
         api_key=emulator.api_key,
-        runs={key: _top_level_runs(client, key) for key in keys},
+        runs={key: top_level_runs(client, key) for key in keys},
         tasks_created=dict(emulator.admin.counters()["tasks_created"]),
         cancelled_by_watcher=list(cancelled),
     )

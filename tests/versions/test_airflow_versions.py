@@ -27,18 +27,18 @@ from typing import Any
 import pytest
 
 from immuta_provider.client import ImmutaClient
-from immuta_provider.emulator.process import RunningEmulator, run_emulator
+from immuta_provider.emulator.process import RunningEmulator
 from tests.integration.airflow_env import AirflowEnvironment, DagRunResult
 from tests.support.airflow_homes import REPO_ROOT
 from tests.support.airflow_versions import dag_bag, trigger_round_trip
 from tests.support.connections import immuta_connection
+from tests.support.nightly import nightly_dag_started, top_level_runs
 from tests.versions import scenarios as s
 from tests.versions.features import AIRFLOW_LINE, AIRFLOW_VERSION, EXPECTED, LINES, features, has
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 VERSION_DAG = Path(__file__).parent / "dags" / "version_suite.py"
-NIGHTLY_DAG = REPO_ROOT / "example_dags" / "immuta_nightly_sync.py"
 FORM_PROBE = Path(__file__).with_name("form_probe.py")
 # A shared 2-core machine under load parses a DAG file in more than Airflow's 30 s default.
 SLOW_MACHINE = {"AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "300"}
@@ -59,15 +59,6 @@ class Suite:
     api_key: str
     runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     tasks_created: dict[str, int] = field(default_factory=dict)
-
-
-def _top_level_runs(client: ImmutaClient, key: str) -> list[dict[str, Any]]:
-    runs = []
-    for task in client.list_tasks(key, type="DATA_OBJECT_SYNC"):
-        if task.parent_id is None:
-            for run in client.list_task_runs(key, task.task_id):
-                runs.append({"task_id": task.task_id, **run.model_dump(mode="json")})
-    return sorted(runs, key=lambda run: run["created_at"] or "")
 
 
 def _prepare(emulator: RunningEmulator, client: ImmutaClient) -> None:
@@ -106,19 +97,12 @@ def suite(
         "immuta_default": immuta_connection(emulator.url, emulator.api_key),
         s.NO_RETRIES_CONN_ID: immuta_connection(emulator.url, emulator.api_key, max_retries=0),
     }
-    with run_emulator(
-        seed="demo", sync_duration=1.0, log_dir=tmp_path_factory.mktemp("nightly-emulator")
-    ) as nightly_emulator:
-        nightly_conn = {
-            "immuta_default": immuta_connection(nightly_emulator.url, nightly_emulator.api_key)
-        }
+    with nightly_dag_started(
+        airflow_env,
+        tmp_path_factory.mktemp("nightly-emulator"),
+        extra_env={"IMMUTA_SYNC_POLL_INTERVAL": str(s.POLL_INTERVAL), **SLOW_MACHINE},
+    ) as nightly:
         run = airflow_env.start_dag(VERSION_DAG, s.DAG_ID, connections=conn, extra_env=SLOW_MACHINE)
-        nightly = airflow_env.start_dag(
-            NIGHTLY_DAG,
-            "immuta_nightly_sync",
-            connections=nightly_conn,
-            extra_env={"IMMUTA_SYNC_POLL_INTERVAL": str(s.POLL_INTERVAL), **SLOW_MACHINE},
-        )
         cli = {
             name: airflow_env.start_cli(["providers", name, "-o", "json"], connections={})
             for name in ("list", "hooks")
@@ -136,26 +120,19 @@ def suite(
             output, _ = process.communicate(timeout=RUN_TIMEOUT)
             cli_results[name] = (process.returncode, output)
         results = {"run": run.wait(RUN_TIMEOUT), "nightly": nightly.wait(RUN_TIMEOUT)}
-        nightly_client = ImmutaClient(nightly_emulator.url, nightly_emulator.api_key)
-        nightly_runs = {
-            key: _top_level_runs(nightly_client, key)
-            for key in ("snowflake-prod", "databricks-analytics", "snowflake-legacy")
-        }
-        nightly_client.close()
-        nightly_tasks_created = dict(nightly_emulator.admin.counters()["tasks_created"])
     for result in results.values():
         print(f"{result.dag_id}: {result.wall_seconds}s wall")  # shown with pytest -s
     snapshot = Suite(
         **results,
-        nightly_runs=nightly_runs,
-        nightly_tasks_created=nightly_tasks_created,
+        nightly_runs=nightly.runs,
+        nightly_tasks_created=nightly.tasks_created,
         cli=cli_results,
         form_probe=(
             probe.returncode,
             form_file.read_text() if form_file.exists() else probe.stdout + probe.stderr[-4000:],
         ),
         api_key=emulator.api_key,
-        runs={key: _top_level_runs(client, key) for key in s.CONNECTIONS},
+        runs={key: top_level_runs(client, key) for key in s.CONNECTIONS},
         tasks_created=dict(emulator.admin.counters()["tasks_created"]),
     )
     client.close()

@@ -7,21 +7,16 @@ waiting that a sensor follows. Keys and timings are in ../scenarios.py.
 
 from __future__ import annotations
 
-import datetime
-from typing import Any
-
 try:
     from airflow.sdk import DAG, chain
 except ImportError:  # Airflow 2.11
     from airflow.models.baseoperator import chain
     from airflow.models.dag import DAG
 from tests.integration import scenarios as s
+from tests.support.scenario_dags import DEFAULTS, START
 
 from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
 from immuta_provider.sensors.immuta import ImmutaTaskRunSensor
-
-START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-DEFAULTS: dict[str, Any] = {"trigger_rule": "all_done", "retries": 0}
 
 
 def _pulled(field: str) -> str:

@@ -7,7 +7,6 @@ order, and the failures some scenarios expect do not stop the rest.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 try:
@@ -17,6 +16,7 @@ except ImportError:  # Airflow 2.11
     from airflow.models.baseoperator import chain
     from airflow.models.dag import DAG
 from tests.integration import connection_scenarios as c
+from tests.support.scenario_dags import DEFAULTS, START, pulled
 
 from immuta_provider.operators import (
     ImmutaActivateConnectionOperator,
@@ -30,9 +30,6 @@ from immuta_provider.operators import (
     ImmutaValidateConnectionOperator,
 )
 from immuta_provider.sensors import ImmutaConnectionHealthSensor
-
-START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-DEFAULTS: dict[str, Any] = {"trigger_rule": "all_done", "retries": 0}
 
 
 def created_body(warehouse: str) -> dict[str, Any]:
@@ -49,10 +46,6 @@ def created_body(warehouse: str) -> dict[str, Any]:
         },
         "policyConfiguration": {"enabled": False},
     }
-
-
-def pulled(task_id: str, field: str) -> str:
-    return f"{{{{ ti.xcom_pull(task_ids='{task_id}')['{field}'] }}}}"
 
 
 with DAG(

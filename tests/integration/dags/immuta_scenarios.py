@@ -16,12 +16,10 @@ except ImportError:  # Airflow 2.11
     from airflow.models.baseoperator import chain
     from airflow.models.dag import DAG
 from tests.integration import scenarios as s
+from tests.support.scenario_dags import DEFAULTS, START, pulled
 
 from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
 from immuta_provider.sensors.immuta import ImmutaTaskRunSensor
-
-START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-DEFAULTS: dict[str, Any] = {"trigger_rule": "all_done", "retries": 0}
 
 
 def sync(task_id: str, key: str, **kwargs: Any) -> ImmutaDataObjectSyncOperator:
@@ -63,11 +61,6 @@ with DAG(
         sync("cancelled_blocking", s.CANCEL_BLOCKING, deferrable=False),
         sync("cancelled_deferred", s.CANCEL_DEFERRED, deferrable=True),
     )
-
-
-def pulled(task_id: str, field: str) -> str:
-    """A template reading one field of a sync operator's XCom (what a user would write)."""
-    return f"{{{{ ti.xcom_pull(task_ids='{task_id}')['{field}'] }}}}"
 
 
 with DAG(

@@ -16,22 +16,16 @@ try:
 except ImportError:  # Airflow 2.11
     from airflow.models.baseoperator import chain
     from airflow.models.dag import DAG
+from tests.support.scenario_dags import DEFAULTS, START, pulled
 from tests.versions import scenarios as s
 
 from immuta_provider.operators.immuta import ImmutaDataObjectSyncOperator
 from immuta_provider.sensors.immuta import ImmutaTaskRunSensor
 
-START = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-DEFAULTS: dict[str, Any] = {"trigger_rule": "all_done", "retries": 0}
-
 
 def sync(task_id: str, key: str, **kwargs: Any) -> ImmutaDataObjectSyncOperator:
     kwargs.setdefault("poll_interval", s.POLL_INTERVAL)
     return ImmutaDataObjectSyncOperator(task_id=task_id, connection_key=key, **kwargs)
-
-
-def pulled(task_id: str, field: str) -> str:
-    return f"{{{{ ti.xcom_pull(task_ids='{task_id}')['{field}'] }}}}"
 
 
 def sensor(mode: str) -> list[Any]:
