@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 LOCK := requirements/airflow-3.3.txt
+AF2_VENV := .venv-af2
+AF3_LINES := 3.0 3.1 3.2
 LINT_PATHS := $(wildcard src tests example_dags benchmarks scripts)
 
-.PHONY: install test lint typecheck unit demo clean docs browser-deps bench test-airflow-2.11
+.PHONY: install test lint typecheck unit demo clean docs browser-deps bench test-airflow-2.11 \
+	test-3.3-dags test-3.3-rest test-airflow-3.0-3.2
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -41,13 +44,30 @@ docs: $(VENV)/.docs-installed
 browser-deps:
 	bash scripts/install-chromium.sh || echo "WARNING: Chromium not installed; tests/browser will be SKIPPED"
 
-test: install lint typecheck docs browser-deps
-	$(BIN)/pytest -q --durations=15
-	$(MAKE) test-airflow-2.11 $(addprefix test-airflow-,$(AF3_LINES))
+# The checks, then four test streams at once (make -j4): most of the suite waits on Airflow child
+# processes and the emulator's clock, so one stream at a time left a 2-core machine half idle
+# (45 min in a row; the streams take about half that). Every venv is installed first, in turn.
+TEST_STREAMS := test-3.3-dags test-3.3-rest test-airflow-2.11 test-airflow-3.0-3.2
+LINE_VENVS := $(AF2_VENV)/.installed $(foreach line,$(AF3_LINES),.venv-af$(line)/.installed)
+
+test: install lint typecheck docs browser-deps $(LINE_VENVS)
+	$(MAKE) -j4 --output-sync=target $(TEST_STREAMS)
+
+# Airflow 3.3: the whole suite, in two streams: the modules that run DAGs in Airflow child
+# processes, and everything else (--ignore, so a new test folder is never left out).
+STREAM_DAGS := tests/integration tests/browser tests/packaging
+
+test-3.3-dags: install
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 $(STREAM_DAGS)
+
+test-3.3-rest: install
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 $(addprefix --ignore=,$(STREAM_DAGS)) tests
+
+test-airflow-3.0-3.2:
+	$(MAKE) $(addprefix test-airflow-,$(AF3_LINES))
 
 # Airflow 2.11 (docs/installation.md): the Airflow unit tests and the integration suite again, in
 # a venv of their own from requirements/airflow-2.11.txt (none of them needs the 3.3-only pins).
-AF2_VENV := .venv-af2
 AF2_LOCK := requirements/airflow-2.11.txt
 
 $(AF2_VENV)/.installed: $(BIN)/uv $(AF2_LOCK) pyproject.toml
@@ -61,7 +81,6 @@ test-airflow-2.11: $(AF2_VENV)/.installed
 
 # Airflow 3.0, 3.1 and 3.2 (docs/installation.md): the Airflow unit tests and the version suite
 # (tests/versions) in a venv each, .venv-af3.N from requirements/airflow-3.N.txt.
-AF3_LINES := 3.0 3.1 3.2
 .PRECIOUS: .venv-af%/.installed
 
 .venv-af%/.installed: $(BIN)/uv requirements/airflow-%.txt pyproject.toml
