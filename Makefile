@@ -9,7 +9,7 @@ AF3_LINES := 3.0 3.1 3.2
 LINT_PATHS := $(wildcard src tests example_dags benchmarks scripts)
 
 .PHONY: install test lint typecheck unit demo clean docs browser-deps bench test-airflow-2.11 \
-	test-3.3-dags test-3.3-rest test-airflow-3.0-3.2
+	test-3.3-dags test-3.3-rest test-3.3-alone test-airflow-3.0-3.2
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -44,24 +44,33 @@ docs: $(VENV)/.docs-installed
 browser-deps:
 	bash scripts/install-chromium.sh || echo "WARNING: Chromium not installed; tests/browser will be SKIPPED"
 
-# The checks, then four test streams at once (make -j4): most of the suite waits on Airflow child
-# processes and the emulator's clock, so one stream at a time left a 2-core machine half idle
-# (45 min in a row; the streams take about half that). Every venv is installed first, in turn.
+# The checks, then four test streams at once (make -j4), then the scenarios that kill Airflow
+# processes on their own. Most of the suite waits on Airflow child processes and the emulator's
+# clock, so one stream at a time left a 2-core machine half idle (41 min in a row from a fresh
+# clone). The process-kill scenarios time a real cluster against 30-40 s deadlines: under the
+# streams' load they lost their margin, so they run alone. Every venv is installed first.
 TEST_STREAMS := test-3.3-dags test-3.3-rest test-airflow-2.11 test-airflow-3.0-3.2
 LINE_VENVS := $(AF2_VENV)/.installed $(foreach line,$(AF3_LINES),.venv-af$(line)/.installed)
 
 test: install lint typecheck docs browser-deps $(LINE_VENVS)
 	$(MAKE) -j4 --output-sync=target $(TEST_STREAMS)
+	$(MAKE) test-3.3-alone
 
-# Airflow 3.3: the whole suite, in two streams: the modules that run DAGs in Airflow child
-# processes, and everything else (--ignore, so a new test folder is never left out).
+# Airflow 3.3: the whole suite, in three parts: the modules that run DAGs in Airflow child
+# processes, the process-kill scenarios, and everything else (--ignore, so a new test folder is
+# never left out).
 STREAM_DAGS := tests/integration tests/browser tests/packaging
+STREAM_ALONE := tests/reliability/test_multiprocess_airflow.py
 
 test-3.3-dags: install
 	$(BIN)/pytest -q -p no:cacheprovider --durations=10 $(STREAM_DAGS)
 
 test-3.3-rest: install
-	$(BIN)/pytest -q -p no:cacheprovider --durations=10 $(addprefix --ignore=,$(STREAM_DAGS)) tests
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 \
+		$(addprefix --ignore=,$(STREAM_DAGS) $(STREAM_ALONE)) tests
+
+test-3.3-alone: install
+	$(BIN)/pytest -q -p no:cacheprovider $(STREAM_ALONE)
 
 test-airflow-3.0-3.2:
 	$(MAKE) $(addprefix test-airflow-,$(AF3_LINES))

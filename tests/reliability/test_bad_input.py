@@ -343,7 +343,9 @@ def test_the_trigger_waits_on_an_unknown_status_until_its_deadline(stand_in: Sta
     assert f"last status {UNKNOWN_STATUS}" in payload["message"]
     assert payload["run_status"] == UNKNOWN_STATUS
     assert deadline <= ended < deadline + 2.0  # waited until the deadline, not past it
-    assert len(stand_in.seen) - before >= 5  # it kept polling
+    # It kept polling after the unknown status (more than one poll; how many depends on the
+    # machine's load: the first poll waits for Airflow's connection read).
+    assert len(stand_in.seen) - before >= 2
 
 
 def test_a_waiting_operator_times_out_on_an_unknown_status_and_cancels(stand_in: StandIn) -> None:
