@@ -255,6 +255,9 @@ class Harness:
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(HEALTH_THRESHOLD),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "SSL_CERT_FILE": str(self.tls.ca_cert),  # aiohttp (dbt Cloud hook) trusts it
+            # A triggerer setting to try, from the caller's environment, e.g.
+            # AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP=2000 (Airflow's default: 50).
+            **{k: v for k, v in self.base_env.items() if k.startswith("AIRFLOW__TRIGGERER__")},
         }
         self._airflow("db", "migrate", timeout=600)
         # In the metadata DB, as most deployments keep them (an AIRFLOW_CONN_* variable would be
