@@ -34,6 +34,7 @@ from tests.integration.airflow_env import DAG_RUNNER, AirflowEnvironment, DagRun
 from tests.support.airflow_homes import AIRFLOW, REPO_ROOT
 from tests.support.airflow_versions import AIRFLOW_V3
 from tests.support.connections import immuta_connection
+from tests.support.nightly import top_level_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,15 +88,6 @@ class AssetRuns:
 def _query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as connection:
         return connection.execute(sql, args).fetchall()
-
-
-def _remote_runs(client: ImmutaClient, key: str) -> list[dict[str, Any]]:
-    runs = []
-    for task in client.list_tasks(key, type="DATA_OBJECT_SYNC"):
-        if task.parent_id is None:
-            for run in client.list_task_runs(key, task.task_id):
-                runs.append({"task_id": task.task_id, **run.model_dump(mode="json")})
-    return runs
 
 
 def _run_scheduler_until_triggered(home: Path, env: dict[str, str], db: Path) -> tuple[float, str]:
@@ -217,7 +209,7 @@ def asset_runs(
             scheduler_seconds=scheduler_seconds,
             events=events,
             downstream_runs=downstream_runs,
-            remote_runs={key: _remote_runs(client, key) for key in s.ASSET_CONNECTIONS},
+            remote_runs={key: top_level_runs(client, key) for key in s.ASSET_CONNECTIONS},
         )
         client.close()
     print(f"upstream {upstream.wall_seconds}s, scheduler {scheduler_seconds}s")

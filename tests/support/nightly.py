@@ -9,32 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from immuta_provider.client import ImmutaClient
 from immuta_provider.emulator.process import RunningEmulator, run_emulator
 from tests.support.airflow_homes import REPO_ROOT
 from tests.support.connections import immuta_connection
 
+if TYPE_CHECKING:
+    from tests.integration.airflow_env import AirflowEnvironment, DagRunResult, RunningDag
+
 NIGHTLY_DAG = REPO_ROOT / "example_dags" / "immuta_nightly_sync.py"
 NIGHTLY_DAG_ID = "immuta_nightly_sync"
 # The demo seed's connections the nightly DAG looks at (snowflake-legacy is UNHEALTHY: skipped).
 NIGHTLY_KEYS = ("snowflake-prod", "databricks-analytics", "snowflake-legacy")
-
-
-class _Running(Protocol):
-    def wait(self, timeout: float) -> Any: ...
-
-
-class _Starter(Protocol):
-    def start_dag(
-        self,
-        dag_file: Path,
-        dag_id: str,
-        *,
-        connections: Mapping[str, str],
-        extra_env: Mapping[str, str] | None = None,
-    ) -> Any: ...
 
 
 def top_level_runs(client: ImmutaClient, key: str) -> list[dict[str, Any]]:
@@ -50,13 +38,13 @@ def top_level_runs(client: ImmutaClient, key: str) -> list[dict[str, Any]]:
 class NightlyDag:
     """The nightly DAG's ``dag.test()`` child; after :meth:`wait`, what it did in Immuta."""
 
-    def __init__(self, emulator: RunningEmulator, running: _Running) -> None:
+    def __init__(self, emulator: RunningEmulator, running: RunningDag) -> None:
         self.emulator = emulator
         self._running = running
         self.runs: dict[str, list[dict[str, Any]]] = {}
         self.tasks_created: dict[str, int] = {}
 
-    def wait(self, timeout: float) -> Any:
+    def wait(self, timeout: float) -> DagRunResult:
         """Wait for the DAG run to end; return its result and read the emulator's state."""
         result = self._running.wait(timeout)
         with ImmutaClient(self.emulator.url, self.emulator.api_key) as client:
@@ -67,7 +55,7 @@ class NightlyDag:
 
 @contextmanager
 def nightly_dag_started(
-    airflow: _Starter, log_dir: Path, *, extra_env: Mapping[str, str] | None = None
+    airflow: AirflowEnvironment, log_dir: Path, *, extra_env: Mapping[str, str] | None = None
 ) -> Iterator[NightlyDag]:
     """Start the nightly DAG against a fresh demo emulator, stopped when the block ends."""
     with run_emulator(seed="demo", sync_duration=1.0, log_dir=log_dir) as emulator:
