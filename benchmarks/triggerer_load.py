@@ -50,6 +50,9 @@ def _triggers(spec: dict[str, Any]) -> list[Any]:
             poll_interval=spec["poll_interval"],
             deadline=now + spec["timeout"],
             started_at=now,
+            # The operator defers with the status it last logged, so the trigger's first line
+            # is the next change, not the same status again.
+            last_status=item.get("status"),
         )
         for item in spec["items"]
     ]

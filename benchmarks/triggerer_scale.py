@@ -58,6 +58,7 @@ DBT_TOKEN = "dbt-bench-token"
 HEARTBEAT, HEALTH_THRESHOLD = 1, 6
 FIRST_POLL_GOAL_S = 60.0
 IDLE_SETTLE_S = 12.0
+TRIED_SETTINGS = ("AIRFLOW__TRIGGERER__", "AIRFLOW__LOGGING__")
 FAR_AHEAD_S = 4 * 3600.0  # runs are made ending this far ahead, then the server clock is moved
 
 RECORDER_SQL = """
@@ -255,9 +256,10 @@ class Harness:
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(HEALTH_THRESHOLD),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "SSL_CERT_FILE": str(self.tls.ca_cert),  # aiohttp (dbt Cloud hook) trusts it
-            # A triggerer setting to try, from the caller's environment, e.g.
-            # AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP=2000 (Airflow's default: 50).
-            **{k: v for k, v in self.base_env.items() if k.startswith("AIRFLOW__TRIGGERER__")},
+            # Triggerer and logging settings to try, from the caller's environment, e.g.
+            # AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP=2000 (Airflow's default: 50) or
+            # AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING.
+            **{k: v for k, v in self.base_env.items() if k.startswith(TRIED_SETTINGS)},
         }
         self._airflow("db", "migrate", timeout=600)
         # In the metadata DB, as most deployments keep them (an AIRFLOW_CONN_* variable would be
@@ -432,6 +434,7 @@ class Harness:
                     return {
                         "task_id": task_id,
                         "run_id": run["runId"],
+                        "status": run["status"],
                         "ends_at": created_at + duration - self.advanced["ours"],
                     }
 

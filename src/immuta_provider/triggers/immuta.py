@@ -15,6 +15,7 @@ from immuta_provider._task_runs import (
 )
 from immuta_provider.client.errors import ImmutaConflictError
 from immuta_provider.client.statuses import RunStatuses
+from immuta_provider.triggers._off_loop_log import OffLoopLog
 
 if TYPE_CHECKING:
     from immuta_provider.hooks.immuta import ImmutaHook
@@ -120,6 +121,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until the run ends; yield one event."""
+        log = OffLoopLog(self.log)
         watch = RunWatch(
             connection_key=self.connection_key,
             immuta_task_id=self.immuta_task_id,
@@ -131,7 +133,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
             started_at=self.started_at,
             last_status=self.last_status,
             max_consecutive_errors=self.max_consecutive_errors,
-            logger=self.log,
+            logger=log,
         )
         try:
             async with self._hook().shared_async_client() as client:
@@ -148,6 +150,7 @@ class ImmutaTaskRunTrigger(BaseTrigger):
                     # on_kill() runs on this instance after run() is cancelled: keep what it needs.
                     self.run_id, self.last_status = watch.run_id, watch.last_status
                     outcome = outcome or watch.check_deadline()
+                    await log.flush()
                     if outcome is not None:
                         break
                     await asyncio.sleep(watch.next_sleep(self.poll_interval))

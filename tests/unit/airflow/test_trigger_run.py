@@ -10,7 +10,9 @@ The integration and reliability suites run the same trigger in real triggerers.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -265,3 +267,55 @@ async def test_on_kill_after_the_run_ended_logs_immutas_refusal_and_does_not_rai
     assert f"Immuta task run {RUN} was not cancelled" in logged
     assert "Unable to cancel task run. It is COMPLETED." in logged
     assert "asked Immuta to cancel" not in logged
+
+
+TRIGGER_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("trigger", default="")
+
+
+class SlowLog:
+    """A trigger log whose first write blocks until the test releases it (as a full log socket
+    blocks Airflow's trigger runner); records each line with its thread and context."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, int, str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.waited_out = False
+
+    def _write(self, level: str, message: str, *args: Any) -> None:
+        if not self.entered.is_set():
+            self.entered.set()
+            # Released by the test from the event loop: only possible if the loop is not blocked.
+            self.waited_out = not self.release.wait(timeout=5)
+        self.lines.append((level, message % args, threading.get_ident(), TRIGGER_CONTEXT.get()))
+
+    def info(self, message: str, *args: Any) -> None:
+        self._write("info", message, *args)
+
+    def warning(self, message: str, *args: Any) -> None:
+        self._write("warning", message, *args)
+
+
+async def test_progress_lines_are_written_off_the_event_loop_in_order(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant.script = ["PENDING", "RUNNING", 503, "COMPLETED"]
+    log = SlowLog()
+    monkeypatch.setattr(ImmutaTaskRunTrigger, "log", log)
+    TRIGGER_CONTEXT.set("trigger 7")  # Airflow binds the trigger id to the context like this
+    waiting = asyncio.create_task(events_of(make_trigger()))
+    await asyncio.to_thread(log.entered.wait, 5)
+    log.release.set()  # the loop still runs while a line is being written
+    (event,) = await waiting
+
+    assert event["status"] == "success"
+    assert not log.waited_out, "a log line blocked the event loop"
+    loop_thread = threading.get_ident()
+    assert all(thread != loop_thread for _, _, thread, _ in log.lines)
+    assert all(context == "trigger 7" for *_, context in log.lines)
+    messages = [(level, text.split(": ", 1)[1]) for level, text, _, _ in log.lines]
+    assert [level for level, _ in messages] == ["info", "info", "warning", "info"]
+    assert messages[0][1].startswith("(start) -> PENDING")
+    assert messages[1][1].startswith("PENDING -> RUNNING")
+    assert messages[2][1].startswith("poll failed (1 of 3 in a row allowed)")
+    assert messages[3][1].startswith("RUNNING -> COMPLETED")
