@@ -63,6 +63,7 @@ class _Stats:
             "connections": self.connections,
             "requests": dict(self.requests),
             "requests_total": sum(self.requests.values()),
+            "polled_paths": len(self.polls),
             "since": self.started,
             "pid": os.getpid(),
         }

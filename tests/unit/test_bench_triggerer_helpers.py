@@ -12,6 +12,7 @@ from benchmarks.triggerer_scale import (
     planned_duration,
     poll_intervals,
     run_id_of_path,
+    stalls_in_log,
 )
 
 
@@ -47,3 +48,21 @@ def test_poll_intervals_only_after_the_takeover() -> None:
     times = [0.0, 30.0, 60.0, 75.0, 105.0, 135.0]
     assert poll_intervals(times, 70.0) == [30.0, 30.0]
     assert poll_intervals(times, 200.0) == []
+
+
+def test_stalls_in_log_reads_airflows_loop_warnings() -> None:
+    text = (
+        "[info] Triggerer's async thread was blocked for 0.21 seconds, exceeding ...\n"
+        "[info] Triggerer's async thread was blocked for 6.43 seconds, exceeding ...\n"
+        "[error] TriggerRunner subprocess event loop appears deadlocked: no communication ...\n"
+    )
+    assert stalls_in_log(text) == {
+        "loop_blocks": 2,
+        "longest_loop_block_s": 6.43,
+        "runner_silent_30s": 1,
+    }
+    assert stalls_in_log("") == {
+        "loop_blocks": 0,
+        "longest_loop_block_s": 0.0,
+        "runner_silent_30s": 0,
+    }
