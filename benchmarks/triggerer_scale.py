@@ -49,6 +49,7 @@ from typing import Any
 from benchmarks.report import Row, SectionResult
 from benchmarks.servers import ServerProcess, free_port
 from benchmarks.tls import TLSFiles
+from benchmarks.triggerer_probe import WHAT_IF_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 DAGS = REPO / "benchmarks" / "triggerer_dags"
@@ -168,7 +169,11 @@ class Triggerer:
                     str(self.capacity),
                     "--skip-serve-logs",
                 ],
-                env={**self.env, "BENCH_WHAT_IF": self.what_if},
+                env={
+                    **self.env,
+                    "BENCH_WHAT_IF": self.what_if,
+                    **WHAT_IF_ENV.get(self.what_if, {}),
+                },
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
