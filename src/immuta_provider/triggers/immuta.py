@@ -20,6 +20,25 @@ from immuta_provider.triggers._off_loop_log import OffLoopLog
 if TYPE_CHECKING:
     from immuta_provider.hooks.immuta import ImmutaHook
 
+HEARTBEATS_PER_SECOND = 5.0
+"""At most this many "still RUNNING" lines per second from all the waits of one triggerer.
+
+Every line of a trigger is a message to the triggerer's supervisor and a write to a task log;
+10,000 waits with a line a minute each kept the supervisor's log socket full (docs/scaling.md).
+"""
+
+
+class _LiveWaits:
+    """How many ImmutaTaskRunTrigger waits this process runs now (one event loop per process)."""
+
+    count = 0
+
+
+def heartbeat_interval(configured: float, live_waits: int) -> float:
+    """Seconds between heartbeat lines: ``configured``, spaced out when many waits share a
+    triggerer so that they write at most :data:`HEARTBEATS_PER_SECOND` lines a second together."""
+    return max(configured, live_waits / HEARTBEATS_PER_SECOND)
+
 
 class ImmutaTaskRunTrigger(BaseTrigger):
     """Poll an Immuta task run until it ends, its deadline passes or Immuta stays unreachable.
@@ -135,10 +154,15 @@ class ImmutaTaskRunTrigger(BaseTrigger):
             max_consecutive_errors=self.max_consecutive_errors,
             logger=log,
         )
+        configured_interval = watch.progress_interval
+        _LiveWaits.count += 1
         try:
             async with self._hook().shared_async_client() as client:
                 watch.base_url = client.base_url  # for the Immuta links in the progress lines
                 while True:
+                    watch.progress_interval = heartbeat_interval(
+                        configured_interval, _LiveWaits.count
+                    )
                     try:
                         run = await afetch_run(
                             client, self.connection_key, self.immuta_task_id, watch.run_id
@@ -158,6 +182,8 @@ class ImmutaTaskRunTrigger(BaseTrigger):
             outcome = watch.error_outcome(
                 f"Could not poll Immuta with Airflow connection {self.immuta_conn_id!r}: {exc}"
             )
+        finally:
+            _LiveWaits.count -= 1
         # asyncio.CancelledError (a triggerer restart, or a user action) is deliberately not
         # caught: the remote run must survive restarts; on_kill() handles user actions.
         yield TriggerEvent(outcome)  # type: ignore[no-untyped-call, unused-ignore]

@@ -24,7 +24,12 @@ from tests.support.connections import immuta_connection
 from immuta_provider.client import AsyncImmutaClient
 from immuta_provider.hooks.connection_settings import ImmutaConnectionSettings
 from immuta_provider.hooks.shared_clients import shared_async_clients
-from immuta_provider.triggers.immuta import ImmutaTaskRunTrigger
+from immuta_provider.triggers import immuta as trigger_module
+from immuta_provider.triggers.immuta import (
+    HEARTBEATS_PER_SECOND,
+    ImmutaTaskRunTrigger,
+    heartbeat_interval,
+)
 
 CONN_ID = "immuta_trigger_unit"
 URL = "https://acme.immuta.example"
@@ -319,3 +324,41 @@ async def test_progress_lines_are_written_off_the_event_loop_in_order(
     assert messages[1][1].startswith("PENDING -> RUNNING")
     assert messages[2][1].startswith("poll failed (1 of 3 in a row allowed)")
     assert messages[3][1].startswith("RUNNING -> COMPLETED")
+
+
+class Lines:
+    """A trigger log that keeps its lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(message % args)
+
+    warning = info
+
+
+def test_heartbeat_lines_are_spaced_out_when_many_waits_share_a_triggerer() -> None:
+    assert heartbeat_interval(60.0, 1) == 60.0
+    assert heartbeat_interval(60.0, 300) == 60.0
+    assert heartbeat_interval(60.0, 10_000) == 10_000 / HEARTBEATS_PER_SECOND
+
+
+@pytest.mark.parametrize(("other_waits", "heartbeats_expected"), [(0, True), (999, False)])
+async def test_the_trigger_spaces_heartbeats_by_the_waits_running_beside_it(
+    tenant: Tenant, monkeypatch: pytest.MonkeyPatch, other_waits: int, heartbeats_expected: bool
+) -> None:
+    monkeypatch.setenv("AIRFLOW__IMMUTA__PROGRESS_LOG_INTERVAL", "0.02")
+    monkeypatch.setattr(trigger_module, "HEARTBEATS_PER_SECOND", 1000.0)
+    monkeypatch.setattr(trigger_module._LiveWaits, "count", other_waits)
+    log = Lines()
+    monkeypatch.setattr(ImmutaTaskRunTrigger, "log", log)
+    tenant.script = ["RUNNING"] * 12 + ["COMPLETED"]
+
+    (event,) = await events_of(make_trigger(last_status="RUNNING"))
+
+    assert event["status"] == "success"
+    heartbeats = [line for line in log.lines if "still RUNNING after" in line]
+    # 1,000 waits at 1,000 lines/s in all: one line a second per wait, none in this short wait.
+    assert bool(heartbeats) is heartbeats_expected, log.lines
+    assert trigger_module._LiveWaits.count == other_waits  # this wait counted itself out
