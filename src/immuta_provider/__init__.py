@@ -90,8 +90,10 @@ CONFIG_SECTION: dict[str, Any] = {
             "description": (
                 "Seconds between two progress lines in the log of a task (or deferred task) "
                 "waiting for an Immuta task run whose status does not change. Every status "
-                "change is logged at once regardless. A value that is not a positive number "
-                "falls back to the default."
+                "change is logged at once regardless. In a triggerer with more than 300 "
+                "waits, deferred waits space these lines further apart, so that together they "
+                "write at most 5 a second. A value that is not a positive number falls back to "
+                "the default."
             ),
             "version_added": None,
             "type": "float",
