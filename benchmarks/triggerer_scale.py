@@ -186,6 +186,11 @@ class Triggerer:
         assert self.process is not None
         return self.process.pid
 
+    def raise_if_exited(self) -> None:
+        """Raise, with the end of its log, if the triggerer process has ended."""
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.log_tail()}")
+
     def counts(self) -> dict[str, Any]:
         try:
             result: dict[str, Any] = json.loads(self.counts_file.read_text())
@@ -377,8 +382,7 @@ class Harness:
         triggerer.start()
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            if triggerer.process is not None and triggerer.process.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{triggerer.log_tail()}")
+            triggerer.raise_if_exited()
             rows = self.sql(
                 "SELECT id FROM job WHERE job_type='TriggererJob' AND end_date IS NULL "
                 "AND latest_heartbeat > now() - interval '5 seconds'"
@@ -634,19 +638,17 @@ def measure_variant(
         # after two intervals of steady waiting, over two intervals: the steady CPU share and the
         # detection latency then cover all N waits, however long Airflow took to start them.
         while time.time() < created_at + INTAKE_LIMIT_S:
-            if triggerer.process is not None and triggerer.process.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{triggerer.log_tail()}")
+            triggerer.raise_if_exited()
             if server.stats()["polled_paths"] >= waits:
                 break
             time.sleep(2.0)
         steady_from = max(time.time(), created_at + FIRST_POLL_GOAL_S)
         harness.end_runs_from(kind, runs, steady_from + 2 * poll_interval)
         last_end = max(run["ends_at"] for run in runs)
-        limit = max(last_end, created_at + FIRST_POLL_GOAL_S) + poll_interval + 90
+        limit = last_end + poll_interval + 90  # runs end after the 60 s goal (steady_from)
         resumed = 0
         while time.time() < limit:
-            if triggerer.process is not None and triggerer.process.poll() is not None:
-                raise RuntimeError(f"{name} exited:\n{triggerer.log_tail()}")
+            triggerer.raise_if_exited()
             resumed = harness.resumed_count(dag_run_id)
             if resumed >= waits:
                 break
